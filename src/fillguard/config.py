@@ -1,0 +1,131 @@
+"""Configuration of fill detection: timeouts, polling, retries, slippage and partial fills.
+
+:class:`FillDetectionConfig` is immutable and validated on construction, so a bad value is
+caught before any request is sent. Every violation raises
+:class:`fillguard.errors.InvalidInputError` naming the field and its allowed range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from fillguard.errors import InvalidInputError
+
+__all__ = ["PARTIAL_FILL_POLICIES", "FillDetectionConfig", "PartialFillPolicy"]
+
+PartialFillPolicy = Literal["cancel_remainder", "wait"]
+PARTIAL_FILL_POLICIES: frozenset[str] = frozenset({"cancel_remainder", "wait"})
+
+
+def _finite_number(name: str, value: object) -> float:
+    """``value`` as a finite float; bools, NaN, infinities and non-numbers are rejected."""
+    # bool is an int subclass: ``timeout_seconds=True`` is a bug, not 1 second.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(name, f"must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInputError(name, f"must be finite, got {value!r}")
+    return number
+
+
+def _to_decimal(name: str, value: object) -> Decimal:
+    """``value`` (int, float, str or Decimal) as a finite Decimal."""
+    if isinstance(value, bool):
+        raise InvalidInputError(name, f"must be a number, got {value!r}")
+    try:
+        if isinstance(value, Decimal):
+            result = value
+        elif isinstance(value, float):
+            # str() first: Decimal(0.1) would carry the binary representation error.
+            result = Decimal(str(value))
+        elif isinstance(value, int | str):
+            result = Decimal(str(value).strip())
+        else:
+            raise InvalidInputError(name, f"must be a number, got {value!r}")
+    except InvalidOperation:
+        raise InvalidInputError(name, f"must be a number, got {value!r}") from None
+    if not result.is_finite():
+        raise InvalidInputError(name, f"must be finite, got {value!r}")
+    return result
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FillDetectionConfig:
+    """How long and how hard to look for a fill; all durations are in seconds."""
+
+    timeout_seconds: float = 30.0
+    initial_poll_interval: float = 0.25
+    poll_interval_increase: float = 0.25
+    max_poll_interval: float = 2.0
+    max_retries: int = 5
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 8.0
+    request_timeout_seconds: float = 10.0
+    final_verification_seconds: float = 10.0
+    cancel_on_timeout: bool = True
+    partial_fill_policy: PartialFillPolicy = "cancel_remainder"
+    slippage_threshold_pct: Decimal = Decimal("1.0")
+    not_found_grace_seconds: float = 5.0
+    retry_jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        """Validate every field; raise :class:`InvalidInputError` on the first bad one."""
+        positive = (
+            "timeout_seconds",
+            "initial_poll_interval",
+            "retry_base_delay",
+            "request_timeout_seconds",
+            "final_verification_seconds",
+        )
+        for name in positive:
+            if _finite_number(name, getattr(self, name)) <= 0:
+                raise InvalidInputError(name, f"must be > 0, got {getattr(self, name)!r}")
+        for name in ("poll_interval_increase", "not_found_grace_seconds"):
+            if _finite_number(name, getattr(self, name)) < 0:
+                raise InvalidInputError(name, f"must be >= 0, got {getattr(self, name)!r}")
+        if _finite_number("max_poll_interval", self.max_poll_interval) < self.initial_poll_interval:
+            raise InvalidInputError(
+                "max_poll_interval",
+                f"must be >= initial_poll_interval ({self.initial_poll_interval}), "
+                f"got {self.max_poll_interval!r}",
+            )
+        if _finite_number("retry_max_delay", self.retry_max_delay) < self.retry_base_delay:
+            raise InvalidInputError(
+                "retry_max_delay",
+                f"must be >= retry_base_delay ({self.retry_base_delay}), "
+                f"got {self.retry_max_delay!r}",
+            )
+        jitter = _finite_number("retry_jitter", self.retry_jitter)
+        if not 0 <= jitter <= 1:
+            raise InvalidInputError("retry_jitter", f"must be in [0, 1], got {self.retry_jitter!r}")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise InvalidInputError("max_retries", f"must be an int >= 0, got {self.max_retries!r}")
+        if self.max_retries < 0:
+            raise InvalidInputError("max_retries", f"must be >= 0, got {self.max_retries!r}")
+        if not isinstance(self.cancel_on_timeout, bool):
+            raise InvalidInputError(
+                "cancel_on_timeout", f"must be a bool, got {self.cancel_on_timeout!r}"
+            )
+        if self.partial_fill_policy not in PARTIAL_FILL_POLICIES:
+            raise InvalidInputError(
+                "partial_fill_policy",
+                f"must be one of {sorted(PARTIAL_FILL_POLICIES)}, got {self.partial_fill_policy!r}",
+            )
+        threshold = _to_decimal("slippage_threshold_pct", self.slippage_threshold_pct)
+        if threshold < 0:
+            raise InvalidInputError(
+                "slippage_threshold_pct", f"must be >= 0, got {self.slippage_threshold_pct!r}"
+            )
+        # Frozen dataclass: normalise the threshold to Decimal behind the freeze.
+        object.__setattr__(self, "slippage_threshold_pct", threshold)
+
+    def to_log_dict(self) -> dict[str, Any]:
+        """All settings as plain values (Decimal as str) for a log line."""
+        out: dict[str, Any] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = str(value) if isinstance(value, Decimal) else value
+        return out
