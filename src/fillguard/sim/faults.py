@@ -1,0 +1,252 @@
+"""Fault injection knobs for the simulator, reproducible from a seed.
+
+Every knob draws from its own random stream (:class:`FaultRng`), so switching one knob on never
+changes what another knob does for the same seed. Profiles: ``calm`` (no faults), ``rough``
+(what a busy day at a real broker looks like) and ``hostile`` (everything, often).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+__all__ = [
+    "PROFILES",
+    "FaultProfile",
+    "FaultRng",
+    "Latency",
+    "LostSubmitMode",
+    "profile_from",
+]
+
+LostSubmitMode = Literal["504", "reset", "hang"]
+_LOST_MODES: tuple[LostSubmitMode, ...] = ("504", "reset", "hang")
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """A latency distribution in seconds: ``fixed`` (a), ``uniform`` (a..b) or ``lognormal``.
+
+    For ``lognormal``, ``a`` is the median and ``b`` the 99th percentile; draws are capped at
+    ``4 * b`` so a test never waits on a freak tail.
+    """
+
+    kind: Literal["fixed", "uniform", "lognormal"] = "fixed"
+    a: float = 0.0
+    b: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "uniform", "lognormal"):
+            raise ValueError(f"latency kind must be fixed, uniform or lognormal, got {self.kind!r}")
+        if not (math.isfinite(self.a) and math.isfinite(self.b)) or self.a < 0 or self.b < 0:
+            raise ValueError("latency bounds must be finite and >= 0")
+        if self.kind != "fixed" and self.b < self.a:
+            raise ValueError("latency b must be >= a")
+
+    def sample(self, rng: random.Random) -> float:
+        """Draw one latency in seconds."""
+        if self.kind == "fixed":
+            return self.a
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        if self.a <= 0:
+            return 0.0
+        # 2.326 = z of the 99th percentile of the standard normal.
+        sigma = max(math.log(max(self.b, self.a) / self.a) / 2.326, 1e-9)
+        return min(rng.lognormvariate(math.log(self.a), sigma), 4 * max(self.b, self.a))
+
+    @classmethod
+    def parse(cls, value: Any) -> Latency:
+        """Build from a Latency, a number (fixed), a ``[a, b]`` pair (uniform) or a dict."""
+        if isinstance(value, Latency):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return cls("fixed", float(value), float(value))
+        if isinstance(value, list | tuple) and len(value) == 2:
+            return cls("uniform", float(value[0]), float(value[1]))
+        if isinstance(value, dict):
+            return cls(
+                str(value.get("kind", "fixed")),  # type: ignore[arg-type]
+                float(value.get("a", 0.0)),
+                float(value.get("b", value.get("a", 0.0))),
+            )
+        raise ValueError(f"cannot read a latency from {value!r}")
+
+
+def _rate(name: str, value: float) -> None:
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FaultProfile:
+    """Every fault knob. Rates are probabilities per request, per order or per event."""
+
+    name: str = "custom"
+    # --- REST, per request -------------------------------------------------------------
+    http_error_rate: float = 0.0  # 500/502/503/504 before anything is applied
+    rate_limit_burst_rate: float = 0.0  # chance a request starts a burst of 429s
+    rate_limit_burst_length: int = 5  # requests answered 429 in one burst
+    reset_rate: float = 0.0  # connection reset before anything is applied
+    latency: Latency = field(default_factory=Latency)  # added to every response
+    hang_rate: float = 0.0  # no answer for hang_seconds (longer than a client timeout)
+    hang_seconds: float = 15.0
+    stale_read_rate: float = 0.0  # GET of an order shows it as it was stale_read_seconds ago
+    stale_read_seconds: float = 0.3
+    lost_submit_rate: float = 0.0  # POST /v2/orders applied, then the response is lost
+    lost_submit_modes: tuple[LostSubmitMode, ...] = _LOST_MODES
+    # --- broker core, per order --------------------------------------------------------
+    missing_price_rate: float = 0.0  # status filled while filled_avg_price is still null
+    missing_price_seconds: float = 0.3
+    cancel_race_rate: float = 0.0  # a fill of the rest lands while the cancel is pending
+    partial_fill_rate: float = 0.0  # the order fills in several executions
+    max_partial_fills: int = 4
+    reject_rate: float = 0.0  # routed, then rejected
+    position_lag_seconds: float = 0.0  # GET /v2/positions shows positions this much late
+    # --- trade_updates stream, per event -----------------------------------------------
+    stream_drop_rate: float = 0.0
+    stream_duplicate_rate: float = 0.0
+    stream_delay_rate: float = 0.0
+    stream_delay_seconds: float = 0.5
+    stream_disconnect_rate: float = 0.0  # the server drops the connection after an event
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_rate"):
+                _rate(f.name, value)
+            elif f.name.endswith("_seconds") and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{f.name} must be finite and >= 0, got {value}")
+        if self.rate_limit_burst_length < 1:
+            raise ValueError("rate_limit_burst_length must be >= 1")
+        if self.max_partial_fills < 2:
+            raise ValueError("max_partial_fills must be >= 2")
+        bad = [m for m in self.lost_submit_modes if m not in _LOST_MODES]
+        if bad or not self.lost_submit_modes:
+            raise ValueError(f"lost_submit_modes must be a non-empty subset of {_LOST_MODES}")
+
+    @property
+    def is_calm(self) -> bool:
+        """True when no knob is on."""
+        return self == replace(CALM, name=self.name)
+
+    def with_(self, **changes: Any) -> FaultProfile:
+        """A copy with some knobs changed (values parsed like :func:`profile_from`)."""
+        return profile_from({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        data = asdict(self)
+        data["latency"] = asdict(self.latency)
+        data["lost_submit_modes"] = list(self.lost_submit_modes)
+        return data
+
+
+def profile_from(value: str | dict[str, Any] | FaultProfile | None) -> FaultProfile:
+    """A profile from its name, a dict of knobs (optionally with a ``base`` profile name), or itself."""
+    if value is None:
+        return CALM
+    if isinstance(value, FaultProfile):
+        return value
+    if isinstance(value, str):
+        try:
+            return PROFILES[value]
+        except KeyError:
+            raise ValueError(
+                f"unknown fault profile {value!r}; choose one of {', '.join(PROFILES)}"
+            ) from None
+    data = dict(value)
+    base = PROFILES.get(str(data.pop("base", "calm")), CALM)
+    known = {f.name for f in fields(FaultProfile)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown fault knobs: {', '.join(unknown)}")
+    if "latency" in data:
+        data["latency"] = Latency.parse(data["latency"])
+    if "lost_submit_modes" in data:
+        data["lost_submit_modes"] = tuple(data["lost_submit_modes"])
+    data.setdefault("name", "custom")
+    return replace(base, **data)
+
+
+CALM = FaultProfile(name="calm")
+ROUGH = FaultProfile(
+    name="rough",
+    http_error_rate=0.03,
+    rate_limit_burst_rate=0.005,
+    rate_limit_burst_length=3,
+    reset_rate=0.01,
+    latency=Latency("lognormal", 0.003, 0.03),
+    hang_rate=0.002,
+    hang_seconds=3.0,
+    stale_read_rate=0.05,
+    stale_read_seconds=0.2,
+    lost_submit_rate=0.05,
+    missing_price_rate=0.1,
+    missing_price_seconds=0.2,
+    cancel_race_rate=0.3,
+    partial_fill_rate=0.2,
+    reject_rate=0.02,
+    position_lag_seconds=0.1,
+    stream_drop_rate=0.02,
+    stream_duplicate_rate=0.02,
+    stream_delay_rate=0.05,
+    stream_delay_seconds=0.2,
+    stream_disconnect_rate=0.002,
+)
+HOSTILE = FaultProfile(
+    name="hostile",
+    http_error_rate=0.15,
+    rate_limit_burst_rate=0.03,
+    rate_limit_burst_length=5,
+    reset_rate=0.05,
+    latency=Latency("lognormal", 0.005, 0.08),
+    hang_rate=0.01,
+    hang_seconds=3.0,
+    stale_read_rate=0.25,
+    stale_read_seconds=0.4,
+    lost_submit_rate=0.25,
+    missing_price_rate=0.5,
+    missing_price_seconds=0.4,
+    cancel_race_rate=0.6,
+    partial_fill_rate=0.5,
+    reject_rate=0.05,
+    position_lag_seconds=0.4,
+    stream_drop_rate=0.15,
+    stream_duplicate_rate=0.1,
+    stream_delay_rate=0.2,
+    stream_delay_seconds=0.5,
+    stream_disconnect_rate=0.02,
+)
+PROFILES: dict[str, FaultProfile] = {p.name: p for p in (CALM, ROUGH, HOSTILE)}
+
+
+class FaultRng:
+    """One independent, seeded random stream per knob name."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._streams: dict[str, random.Random] = {}
+        self._lock = threading.Lock()
+
+    def stream(self, name: str) -> random.Random:
+        """The random stream of knob ``name`` (created on first use, seeded by seed and name)."""
+        with self._lock:
+            rng = self._streams.get(name)
+            if rng is None:
+                rng = self._streams[name] = random.Random(f"fillguard/{self.seed}/{name}")
+            return rng
+
+    def chance(self, name: str, rate: float) -> bool:
+        """Draw from the knob's stream: True with probability ``rate``.
+
+        A rate of 0 or 1 draws nothing, so a knob that is off leaves its stream untouched.
+        """
+        if rate <= 0.0:
+            return False
+        if rate >= 1.0:
+            return True
+        return self.stream(name).random() < rate

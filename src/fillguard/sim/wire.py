@@ -1,0 +1,225 @@
+"""JSON exactly as Alpaca sends it: numbers as strings, RFC 3339 timestamps, every key present."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fillguard.sim.core import BrokerConfig
+    from fillguard.sim.orders import Execution, SimOrder, SimPosition
+
+__all__ = [
+    "account_json",
+    "asset_json",
+    "clock_json",
+    "error_json",
+    "execution_json",
+    "num",
+    "order_json",
+    "position_json",
+    "ts",
+]
+
+
+def num(value: Decimal | int | None) -> str | None:
+    """A number as Alpaca writes it: a plain decimal string without exponent or trailing zeros."""
+    if value is None:
+        return None
+    d = Decimal(value)
+    if d == d.to_integral_value():
+        return str(d.quantize(Decimal(1)))
+    text = format(d.normalize(), "f")
+    return text
+
+
+def ts(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with microseconds and a ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def order_json(order: SimOrder, *, hide_price: bool = False) -> dict[str, Any]:
+    """An order as GET /v2/orders/{id} returns it."""
+    avg = order.filled_avg_price
+    return {
+        "id": order.id,
+        "client_order_id": order.client_order_id,
+        "created_at": ts(order.created_at),
+        "updated_at": ts(order.updated_at or order.created_at),
+        "submitted_at": ts(order.created_at),
+        "filled_at": ts(order.filled_at),
+        "expired_at": ts(order.expired_at),
+        "expires_at": None,
+        "canceled_at": ts(order.canceled_at),
+        "failed_at": ts(order.failed_at),
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": order.asset_id,
+        "symbol": order.symbol,
+        "asset_class": "us_equity",
+        "notional": None,
+        "qty": num(order.qty),
+        "filled_qty": num(order.filled_qty),
+        "filled_avg_price": None if hide_price else num(avg),
+        "order_class": "",
+        "order_type": order.type,
+        "type": order.type,
+        "side": order.side,
+        "position_intent": _intent(order),
+        "time_in_force": order.time_in_force,
+        "limit_price": num(order.limit_price),
+        "stop_price": None,
+        "status": order.status,
+        "extended_hours": order.extended_hours,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+        "subtag": None,
+        "source": None,
+        "expires_at_date": None,
+    }
+
+
+def _intent(order: SimOrder) -> str:
+    return "buy_to_open" if order.side == "buy" else "sell_to_close"
+
+
+def position_json(position: SimPosition, price: Decimal) -> dict[str, Any]:
+    """A position as GET /v2/positions/{symbol} returns it."""
+    qty = position.qty
+    cost = (abs(qty) * position.avg_entry_price).quantize(Decimal("0.01"))
+    market_value = (qty * price).quantize(Decimal("0.01"))
+    pl = (market_value - (cost if qty > 0 else -cost)).quantize(Decimal("0.01"))
+    plpc = (pl / cost).quantize(Decimal("0.0000001")) if cost else Decimal(0)
+    return {
+        "asset_id": position.asset_id,
+        "symbol": position.symbol,
+        "exchange": "NASDAQ",
+        "asset_class": "us_equity",
+        "asset_marginable": True,
+        "avg_entry_price": num(position.avg_entry_price),
+        "qty": num(qty),
+        "side": "long" if qty > 0 else "short",
+        "market_value": num(market_value),
+        "cost_basis": num(cost),
+        "unrealized_pl": num(pl),
+        "unrealized_plpc": num(plpc),
+        "unrealized_intraday_pl": num(pl),
+        "unrealized_intraday_plpc": num(plpc),
+        "current_price": num(price),
+        "lastday_price": num(price),
+        "change_today": "0",
+        "qty_available": num(qty),
+    }
+
+
+def account_json(
+    config: BrokerConfig,
+    *,
+    cash: Decimal,
+    buying_power: Decimal,
+    long_market_value: Decimal,
+    short_market_value: Decimal,
+) -> dict[str, Any]:
+    """The account as GET /v2/account returns it."""
+    equity = (cash + long_market_value + short_market_value).quantize(Decimal("0.01"))
+    cash_s = num(cash.quantize(Decimal("0.01")))
+    return {
+        "id": config.account_id,
+        "account_number": config.account_number,
+        "status": "ACTIVE",
+        "crypto_status": "INACTIVE",
+        "currency": "USD",
+        "buying_power": num(buying_power),
+        "regt_buying_power": num(buying_power),
+        "daytrading_buying_power": "0",
+        "non_marginable_buying_power": num(buying_power),
+        "options_buying_power": num(buying_power),
+        "cash": cash_s,
+        "accrued_fees": "0",
+        "pending_transfer_out": None,
+        "pending_transfer_in": "0",
+        "portfolio_value": num(equity),
+        "pattern_day_trader": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "created_at": "2026-01-02T00:00:00Z",
+        "trade_suspended_by_user": False,
+        "multiplier": "1",
+        "shorting_enabled": config.allow_shorting,
+        "equity": num(equity),
+        "last_equity": num(config.starting_cash),
+        "long_market_value": num(long_market_value.quantize(Decimal("0.01"))),
+        "short_market_value": num(short_market_value.quantize(Decimal("0.01"))),
+        "initial_margin": "0",
+        "maintenance_margin": "0",
+        "last_maintenance_margin": "0",
+        "sma": "0",
+        "daytrade_count": 0,
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+    }
+
+
+def execution_json(execution: Execution) -> dict[str, Any]:
+    """An execution as a FILL account activity (GET /v2/account/activities/FILL)."""
+    stamp = execution.timestamp.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")[:17]
+    return {
+        "id": f"{stamp}::{execution.execution_id}",
+        "activity_type": "FILL",
+        "transaction_time": ts(execution.timestamp),
+        "type": "fill" if execution.leaves_qty == 0 else "partial_fill",
+        "price": num(execution.price),
+        "qty": num(execution.qty),
+        "side": execution.side,
+        "symbol": execution.symbol,
+        "leaves_qty": num(execution.leaves_qty),
+        "order_id": execution.order_id,
+        "cum_qty": num(execution.cum_qty),
+        "order_status": execution.order_status,
+        "execution_id": execution.execution_id,
+        "position_qty": num(execution.position_qty),
+    }
+
+
+def asset_json(symbol: str, asset_id: str) -> dict[str, Any]:
+    """An asset as GET /v2/assets/{symbol} returns it."""
+    return {
+        "id": asset_id,
+        "class": "us_equity",
+        "exchange": "NASDAQ",
+        "symbol": symbol,
+        "name": f"{symbol} (simulated)",
+        "status": "active",
+        "tradable": True,
+        "marginable": True,
+        "shortable": True,
+        "easy_to_borrow": True,
+        "fractionable": True,
+        "maintenance_margin_requirement": 30,
+        "margin_requirement_long": "30",
+        "margin_requirement_short": "30",
+        "attributes": [],
+    }
+
+
+def clock_json(now: datetime, *, is_open: bool = True) -> dict[str, Any]:
+    """GET /v2/clock: the simulator's market is open around the clock unless a session ends."""
+    day = now.astimezone(UTC).date().isoformat()
+    return {
+        "timestamp": ts(now),
+        "is_open": is_open,
+        "next_open": f"{day}T13:30:00Z",
+        "next_close": f"{day}T20:00:00Z",
+    }
+
+
+def error_json(code: int, message: str, **extra: Any) -> dict[str, Any]:
+    """Alpaca's error body."""
+    return {**extra, "code": code, "message": message}
