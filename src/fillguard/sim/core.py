@@ -350,7 +350,7 @@ class Broker:
         price = req.limit_price or self.prices.price(req.symbol, t) * Decimal("1.03")
         position = self.positions.get(req.symbol)
         pos_qty = position.qty if position else Decimal(0)
-        if req.side == "sell" and pos_qty > 0 or req.side == "buy" and pos_qty < 0:
+        if (req.side == "sell" and pos_qty > 0) or (req.side == "buy" and pos_qty < 0):
             # Closing side: Alpaca refuses to flip a position in one order.
             available = abs(pos_qty) - self._held(req.symbol, req.side)
             if req.qty > available:
