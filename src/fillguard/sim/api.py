@@ -141,7 +141,9 @@ def parse_order_request(body: bytes) -> OrderRequest:
             raise _invalid("limit_price must be > 0")
         quantum = Decimal("0.01") if limit_price >= 1 else Decimal("0.0001")
         if limit_price != limit_price.quantize(quantum):
-            raise _invalid(f"invalid limit_price {limit_price}. sub-penny increment does not fulfill minimum pricing criteria")
+            raise _invalid(
+                f"invalid limit_price {limit_price}. sub-penny increment does not fulfill minimum pricing criteria"
+            )
     elif data.get("limit_price") is not None or data.get("stop_price") is not None:
         raise _invalid("market orders require no stop or limit price")
     coid = data.get("client_order_id")
@@ -151,8 +153,14 @@ def parse_order_request(body: bytes) -> OrderRequest:
     if not isinstance(extended, bool):
         raise _invalid("extended_hours must be a boolean")
     return OrderRequest(
-        symbol=symbol, side=side, type=order_type, time_in_force=tif, qty=qty,
-        limit_price=limit_price, client_order_id=coid, extended_hours=extended,
+        symbol=symbol,
+        side=side,
+        type=order_type,
+        time_in_force=tif,
+        qty=qty,
+        limit_price=limit_price,
+        client_order_id=coid,
+        extended_hours=extended,
     )
 
 
@@ -217,7 +225,11 @@ class SimApi:
                 return limited
             faults = self.broker.faults
             rng = self.broker.rng
-            latency = faults.latency.sample(rng.stream("latency")) if faults.latency.b or faults.latency.a else 0.0
+            latency = (
+                faults.latency.sample(rng.stream("latency"))
+                if faults.latency.b or faults.latency.a
+                else 0.0
+            )
             if rng.chance("reset", faults.reset_rate):
                 self._record_unapplied_post(req, "fault:reset")
                 return ApiResponse(0, delay=latency, fault="reset", fault_name="reset")
@@ -225,18 +237,32 @@ class SimApi:
                 status = rng.stream("http_error_status").choice(sorted(_5XX_BODIES))
                 body, ctype = _5XX_BODIES[status]
                 self._record_unapplied_post(req, f"fault:{status}")
-                return ApiResponse(status, body, (("content-type", ctype), *limit_headers),
-                                   delay=latency, fault_name="http_error")
+                return ApiResponse(
+                    status,
+                    body,
+                    (("content-type", ctype), *limit_headers),
+                    delay=latency,
+                    fault_name="http_error",
+                )
             if rng.chance("hang", faults.hang_rate):
                 # No answer within any sane client timeout; nothing is applied.
                 self._record_unapplied_post(req, "fault:hang")
-                return ApiResponse(504, _5XX_BODIES[504][0], (("content-type", "text/plain"),),
-                                   delay=faults.hang_seconds, fault_name="hang")
+                return ApiResponse(
+                    504,
+                    _5XX_BODIES[504][0],
+                    (("content-type", "text/plain"),),
+                    delay=faults.hang_seconds,
+                    fault_name="hang",
+                )
             response = self._route(req, path)
             response = self._maybe_lose_submit(req, path, response)
             return ApiResponse(
-                response.status, response.body, response.headers + limit_headers,
-                delay=response.delay + latency, fault=response.fault, fault_name=response.fault_name,
+                response.status,
+                response.body,
+                response.headers + limit_headers,
+                delay=response.delay + latency,
+                fault=response.fault,
+                fault_name=response.fault_name,
             )
 
     # ------------------------------------------------------------------ cross-cutting
@@ -246,7 +272,9 @@ class SimApi:
         if not key or not secret or key != self.key_id:
             return _json(401, {"code": 40110000, "message": "request is not authorized"})
         if secret != self.secret_key:
-            return _json(403, {"code": 40310000, "message": "forbidden: access key verification failed"})
+            return _json(
+                403, {"code": 40310000, "message": "forbidden: access key verification failed"}
+            )
         return None
 
     def _rate_limit(self) -> tuple[tuple[tuple[str, str], ...], ApiResponse | None]:
@@ -273,7 +301,9 @@ class SimApi:
             ("x-ratelimit-reset", str(reset_epoch)),
         )
         if self._window_count > self.rate_limit:
-            return headers, _json(429, {"code": 42910000, "message": "rate limit exceeded"}, headers)
+            return headers, _json(
+                429, {"code": 42910000, "message": "rate limit exceeded"}, headers
+            )
         return headers, None
 
     def _record_unapplied_post(self, req: ApiRequest, outcome: str) -> None:
@@ -294,10 +324,16 @@ class SimApi:
         if mode == "reset":
             return ApiResponse(0, fault="reset", fault_name="lost_submit")
         if mode == "hang":
-            return ApiResponse(504, _5XX_BODIES[504][0], (("content-type", "text/plain"),),
-                               delay=faults.hang_seconds, fault_name="lost_submit")
-        return ApiResponse(504, _5XX_BODIES[504][0], (("content-type", "text/plain"),),
-                           fault_name="lost_submit")
+            return ApiResponse(
+                504,
+                _5XX_BODIES[504][0],
+                (("content-type", "text/plain"),),
+                delay=faults.hang_seconds,
+                fault_name="lost_submit",
+            )
+        return ApiResponse(
+            504, _5XX_BODIES[504][0], (("content-type", "text/plain"),), fault_name="lost_submit"
+        )
 
     # ------------------------------------------------------------------ routing
     def _route(self, req: ApiRequest, path: str) -> ApiResponse:
@@ -352,7 +388,11 @@ class SimApi:
             order_req = parse_order_request(req.body)
             order = self.broker.submit(order_req)
         except SimError as err:
-            outcome = "duplicate" if err.message == "client_order_id must be unique" else f"refused:{err.status}"
+            outcome = (
+                "duplicate"
+                if err.message == "client_order_id must be unique"
+                else f"refused:{err.status}"
+            )
             self.broker.record_post(coid, _body_of(req.body), outcome)
             raise
         self.broker.record_post(order.client_order_id, _body_of(req.body), "accepted")
@@ -416,7 +456,9 @@ class SimApi:
         return ApiResponse(204)
 
     def _positions(self, req: ApiRequest) -> ApiResponse:
-        return _json(200, [wire.position_json(p, price) for p, price in self.broker.position_rows()])
+        return _json(
+            200, [wire.position_json(p, price) for p, price in self.broker.position_rows()]
+        )
 
     def _position(self, req: ApiRequest, symbol: str) -> ApiResponse:
         for position, price in self.broker.position_rows():
@@ -444,11 +486,21 @@ class SimApi:
         else:
             qty = held
         if qty <= 0 or qty > held:
-            raise SimError(403, 40310000, f"insufficient qty available for order (requested: {qty}, available: {held})")
+            raise SimError(
+                403,
+                40310000,
+                f"insufficient qty available for order (requested: {qty}, available: {held})",
+            )
         side = "sell" if position.qty > 0 else "buy"
-        order = self.broker.submit(OrderRequest(
-            symbol=symbol, side=side, type="market", time_in_force="day", qty=qty,
-        ))
+        order = self.broker.submit(
+            OrderRequest(
+                symbol=symbol,
+                side=side,
+                type="market",
+                time_in_force="day",
+                qty=qty,
+            )
+        )
         return self.broker.order_view(order)
 
     def _close_all(self, req: ApiRequest) -> ApiResponse:
@@ -498,7 +550,11 @@ class SimApi:
             return _json(200, broker.ledger())
         if path == "/_sim/reset" and req.method == "POST":
             body = _body_of(req.body)
-            faults = profile_from(body.get("faults")) if isinstance(body, dict) and body.get("faults") else None
+            faults = (
+                profile_from(body.get("faults"))
+                if isinstance(body, dict) and body.get("faults")
+                else None
+            )
             broker.reset(faults)
             self._window_count = 0
             self._burst_left = 0

@@ -205,7 +205,9 @@ class Broker:
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
-    def _schedule(self, due: float, kind: str, order_id: str = "", qty: Decimal = Decimal(0)) -> None:
+    def _schedule(
+        self, due: float, kind: str, order_id: str = "", qty: Decimal = Decimal(0)
+    ) -> None:
         self._seq += 1
         heapq.heappush(self._queue, _Action(due, self._seq, kind, order_id, qty))
 
@@ -249,7 +251,9 @@ class Broker:
         # with when they were due, so timestamps are reproducible under a fake clock).
         return self.clock.now() - timedelta(seconds=self.t() - t)
 
-    def _emit(self, order: SimOrder, event: str, t: float, execution: Execution | None = None) -> None:
+    def _emit(
+        self, order: SimOrder, event: str, t: float, execution: Execution | None = None
+    ) -> None:
         snapshot = wire.order_json(order)
         order.versions.append((t, snapshot))
         del order.versions[:-_VERSIONS_KEPT]
@@ -313,7 +317,9 @@ class Broker:
             self.orders[order.id] = order
             self.by_client_id[coid] = order.id
             self._emit(order, "accepted", t)
-            self._schedule(t + self.config.route_latency.sample(self.rng.stream("route")), "route", order.id)
+            self._schedule(
+                t + self.config.route_latency.sample(self.rng.stream("route")), "route", order.id
+            )
             session = self.config.session_seconds
             if req.time_in_force == "day" and session is not None:
                 self._schedule(max(session, t), "expire", order.id)
@@ -324,13 +330,21 @@ class Broker:
         with self.lock:
             key = client_order_id or ""
             self.posts.setdefault(key, []).append(
-                {"t": self.t(), "received_at": wire.ts(self.clock.now()), "body": body, "outcome": outcome}
+                {
+                    "t": self.t(),
+                    "received_at": wire.ts(self.clock.now()),
+                    "body": body,
+                    "outcome": outcome,
+                }
             )
 
     def _held(self, symbol: str, side: str) -> Decimal:
         return sum(
-            (o.remaining_qty for o in self.orders.values()
-             if o.is_open and o.symbol == symbol and o.side == side),
+            (
+                o.remaining_qty
+                for o in self.orders.values()
+                if o.is_open and o.symbol == symbol and o.side == side
+            ),
             Decimal(0),
         )
 
@@ -355,7 +369,8 @@ class Broker:
             available = abs(pos_qty) - self._held(req.symbol, req.side)
             if req.qty > available:
                 raise SimError(
-                    403, 40310000,
+                    403,
+                    40310000,
                     f"insufficient qty available for order (requested: {wire.num(req.qty)}, "
                     f"available: {wire.num(max(available, Decimal(0)))})",
                     available=wire.num(max(available, Decimal(0))),
@@ -373,8 +388,11 @@ class Broker:
         bp = self.buying_power()
         if cost > bp:
             raise SimError(
-                403, 40310000, "insufficient buying power",
-                buying_power=wire.num(bp), cost_basis=wire.num(cost),
+                403,
+                40310000,
+                "insufficient buying power",
+                buying_power=wire.num(bp),
+                cost_basis=wire.num(cost),
             )
 
     # ------------------------------------------------------------------ routing and fills
@@ -408,14 +426,19 @@ class Broker:
 
     def _check_limits(self, t: float) -> None:
         resting = [
-            o for o in self.orders.values()
-            if o.type == "limit" and o.status in ("new", "partially_filled")
+            o
+            for o in self.orders.values()
+            if o.type == "limit"
+            and o.status in ("new", "partially_filled")
             and not self._fills_pending.get(o.id)
         ]
         for order in resting:
             if self._crosses(order, t):
                 self._plan_fills(order, t)
-        if any(o.type == "limit" and o.status in ("new", "partially_filled") for o in self.orders.values()):
+        if any(
+            o.type == "limit" and o.status in ("new", "partially_filled")
+            for o in self.orders.values()
+        ):
             self._ensure_tick(t)
 
     def _plan_fills(self, order: SimOrder, t: float) -> None:
@@ -442,10 +465,18 @@ class Broker:
     def _fill_price(self, order: SimOrder, t: float) -> Decimal:
         price = self.prices.price(order.symbol, t)
         bps = self.rng.stream("slippage").uniform(0, self.config.market_slippage_bps)
-        adverse = Decimal(repr(1 + bps / 10_000)) if order.side == "buy" else Decimal(repr(1 - bps / 10_000))
+        adverse = (
+            Decimal(repr(1 + bps / 10_000))
+            if order.side == "buy"
+            else Decimal(repr(1 - bps / 10_000))
+        )
         fill = round_price(price * adverse)
         if order.limit_price is not None:
-            fill = min(fill, order.limit_price) if order.side == "buy" else max(fill, order.limit_price)
+            fill = (
+                min(fill, order.limit_price)
+                if order.side == "buy"
+                else max(fill, order.limit_price)
+            )
         return fill
 
     def _execute(self, order: SimOrder, qty: Decimal, t: float) -> None:
@@ -467,8 +498,10 @@ class Broker:
         cum = order.filled_qty + qty
         complete = cum >= order.qty
         # A partial fill during pending_cancel leaves the cancel pending; the rest still cancels.
-        status = "filled" if complete else (
-            "pending_cancel" if order.status == "pending_cancel" else "partially_filled"
+        status = (
+            "filled"
+            if complete
+            else ("pending_cancel" if order.status == "pending_cancel" else "partially_filled")
         )
         execution = Execution(
             execution_id=self._new_id(),
@@ -508,7 +541,9 @@ class Broker:
             t = self.t()
             latency = self.config.cancel_latency.sample(self.rng.stream("cancel_latency"))
             self._transition(order, "pending_cancel", t)
-            if order.status == "pending_cancel" and self.rng.chance("cancel_race", self.faults.cancel_race_rate):
+            if order.status == "pending_cancel" and self.rng.chance(
+                "cancel_race", self.faults.cancel_race_rate
+            ):
                 race_at = t + self.rng.stream("cancel_race").uniform(0, latency * 0.9)
                 self._schedule(race_at, "fill", order.id, order.remaining_qty)
                 self._fills_pending[order.id] = self._fills_pending.get(order.id, 0) + 1
@@ -547,7 +582,9 @@ class Broker:
                 raise SimError(404, 40410000, "order not found")
             return self._view(order, stale=stale)
 
-    def get_order_by_client_id(self, client_order_id: str, *, stale: bool = False) -> dict[str, Any]:
+    def get_order_by_client_id(
+        self, client_order_id: str, *, stale: bool = False
+    ) -> dict[str, Any]:
         """The order with this client_order_id as JSON (404 if none)."""
         with self.lock:
             self.advance()
@@ -564,7 +601,9 @@ class Broker:
             if not older:
                 raise SimError(404, 40410000, "order not found")
             return dict(older[-1])
-        return wire.order_json(order, hide_price=order.hide_price_until is not None and t < order.hide_price_until)
+        return wire.order_json(
+            order, hide_price=order.hide_price_until is not None and t < order.hide_price_until
+        )
 
     def list_orders(self) -> list[SimOrder]:
         """Every order, oldest first."""
@@ -587,7 +626,11 @@ class Broker:
             for symbol, position in self.positions.items():
                 qty, avg = position.qty, position.avg_entry_price
                 if lag > 0:
-                    seen = [(q, a) for (ht, q, a) in self._position_history.get(symbol, []) if ht <= t - lag]
+                    seen = [
+                        (q, a)
+                        for (ht, q, a) in self._position_history.get(symbol, [])
+                        if ht <= t - lag
+                    ]
                     qty, avg = seen[-1] if seen else (Decimal(0), Decimal(0))
                 if qty != 0:
                     view = SimPosition(symbol, position.asset_id, qty, avg)
@@ -620,8 +663,11 @@ class Broker:
                 Decimal(0),
             )
             return wire.account_json(
-                self.config, cash=self.cash, buying_power=self.buying_power(),
-                long_market_value=long_mv, short_market_value=market_value - long_mv,
+                self.config,
+                cash=self.cash,
+                buying_power=self.buying_power(),
+                long_market_value=long_mv,
+                short_market_value=market_value - long_mv,
             )
 
     def ledger(self) -> dict[str, Any]:
@@ -630,11 +676,13 @@ class Broker:
             self.advance()
             orders = []
             for order in self.orders.values():
-                orders.append({
-                    "order": wire.order_json(order),
-                    "posts": self.posts.get(order.client_order_id, []),
-                    "executions": [wire.execution_json(e) for e in order.executions],
-                })
+                orders.append(
+                    {
+                        "order": wire.order_json(order),
+                        "posts": self.posts.get(order.client_order_id, []),
+                        "executions": [wire.execution_json(e) for e in order.executions],
+                    }
+                )
             unmatched = {k: v for k, v in self.posts.items() if k not in self.by_client_id}
             return {
                 "t": self.t(),

@@ -71,7 +71,7 @@ class Latency:
             return cls(
                 str(value.get("kind", "fixed")),  # type: ignore[arg-type]
                 float(value.get("a", 0.0)),
-                float(value.get("b", value.get("a", 0.0))),
+                float(value.get("b", value.get("a")) or 0.0),
             )
         raise ValueError(f"cannot read a latency from {value!r}")
 

@@ -90,6 +90,8 @@ def in_process_client(api: SimApi, *, raw_data: bool = False) -> Any:
     """A real alpaca-py ``TradingClient`` wired to ``api`` in-process."""
     from alpaca.trading.client import TradingClient
 
-    client = TradingClient(api.key_id, api.secret_key, raw_data=raw_data, url_override=IN_PROCESS_URL)
+    client = TradingClient(
+        api.key_id, api.secret_key, raw_data=raw_data, url_override=IN_PROCESS_URL
+    )
     client._session.mount(IN_PROCESS_URL, SimAdapter(api))
     return client

@@ -30,7 +30,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "accepted": frozenset({"pending_new", "pending_cancel", "rejected", "expired"}),
     "pending_new": frozenset({"new", "pending_cancel", "rejected", "expired"}),
     "new": frozenset({"partially_filled", "filled", "pending_cancel", "expired", "canceled"}),
-    "partially_filled": frozenset({"partially_filled", "filled", "pending_cancel", "expired", "canceled"}),
+    "partially_filled": frozenset(
+        {"partially_filled", "filled", "pending_cancel", "expired", "canceled"}
+    ),
     "pending_cancel": frozenset({"partially_filled", "filled", "canceled"}),
     "filled": frozenset(),
     "canceled": frozenset(),

@@ -30,8 +30,7 @@ def num(value: Decimal | int | None) -> str | None:
     d = Decimal(value)
     if d == d.to_integral_value():
         return str(d.quantize(Decimal(1)))
-    text = format(d.normalize(), "f")
-    return text
+    return format(d.normalize(), "f")
 
 
 def ts(value: datetime | None) -> str | None:
