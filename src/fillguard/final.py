@@ -1,0 +1,171 @@
+"""Final verification: the last word at the deadline, and the truth after a cancel request.
+
+A cancel answer proves nothing by itself. 204 means only that the request was accepted
+(``pending_cancel`` can still end ``filled``); 422 ``order is already in "filled" state``
+means look and return the fill. So after any cancel attempt the handler keeps reading the
+order until the broker states a final answer (terminal status, and a price for a fill) or the
+budget runs out, in which case it says so (``settled=False``) rather than guess.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from fillguard.clock import Clock
+from fillguard.config import FillDetectionConfig
+from fillguard.errors import TransientError
+from fillguard.gateway import CancelOutcome, OrderGateway
+from fillguard.logs import log_event
+from fillguard.results import FillVerification
+from fillguard.retry import RetryStats
+from fillguard.snapshot import OrderSnapshot
+from fillguard.verify import MultiMethodVerifier
+
+__all__ = ["FinalCheck", "FinalVerificationHandler"]
+
+_logger = logging.getLogger("fillguard.final")
+
+
+@dataclass(frozen=True, slots=True)
+class FinalCheck:
+    """What the last reads established.
+
+    ``settled`` is True only when the broker said something final: a complete fill with its
+    price, or a terminal status (canceled, expired, rejected, ...) with its filled quantity.
+    """
+
+    snapshot: OrderSnapshot | None
+    verification: FillVerification | None
+    settled: bool
+    cancel: CancelOutcome | None = None
+
+    @property
+    def filled(self) -> bool:
+        """A complete, priced fill was seen."""
+        return (
+            self.verification is not None
+            and self.verification.is_filled
+            and self.snapshot is not None
+            and self.snapshot.filled_avg_price is not None
+        )
+
+
+class FinalVerificationHandler:
+    """Performs the final check and the post-cancel verification within a time budget."""
+
+    def __init__(
+        self,
+        gateway: OrderGateway,
+        config: FillDetectionConfig,
+        clock: Clock,
+        *,
+        verifier: MultiMethodVerifier | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.config = config
+        self.clock = clock
+        self.verifier = verifier or MultiMethodVerifier()
+        self._logger = logger or _logger
+
+    def _deadline(self, deadline: float | None) -> float:
+        if deadline is not None:
+            return deadline
+        return self.clock.monotonic() + self.config.final_verification_seconds
+
+    def perform_final_check(
+        self,
+        order_id: str,
+        *,
+        deadline: float | None = None,
+        stats: RetryStats | None = None,
+        submitted_at: datetime | None = None,
+    ) -> FinalCheck:
+        """One last status check (with retries); keeps reading only for a fill's missing price."""
+        check = self._settle(
+            order_id,
+            deadline=self._deadline(deadline),
+            stats=stats or RetryStats(),
+            submitted_at=submitted_at,
+            until_terminal=False,
+        )
+        log_event(
+            self._logger,
+            logging.INFO,
+            "final_check",
+            order_id=order_id,
+            status=check.snapshot.status if check.snapshot else None,
+            filled=check.filled,
+            settled=check.settled,
+        )
+        return check
+
+    def verify_after_cancel_attempt(
+        self,
+        order_id: str,
+        *,
+        deadline: float | None = None,
+        stats: RetryStats | None = None,
+        submitted_at: datetime | None = None,
+    ) -> FinalCheck:
+        """Cancel, then read until the order is terminal (or the budget ends)."""
+        stats = stats or RetryStats()
+        deadline = self._deadline(deadline)
+        outcome = self.gateway.cancel(order_id, deadline=deadline, stats=stats)
+        check = self._settle(
+            order_id, deadline=deadline, stats=stats, submitted_at=submitted_at, until_terminal=True
+        )
+        check = FinalCheck(check.snapshot, check.verification, check.settled, outcome)
+        log_event(
+            self._logger,
+            logging.INFO,
+            "post_cancel_check",
+            order_id=order_id,
+            cancel=outcome.kind,
+            status=check.snapshot.status if check.snapshot else None,
+            filled_qty=check.snapshot.filled_qty if check.snapshot else None,
+            filled=check.filled,
+            settled=check.settled,
+        )
+        return check
+
+    def _settle(
+        self,
+        order_id: str,
+        *,
+        deadline: float,
+        stats: RetryStats,
+        submitted_at: datetime | None,
+        until_terminal: bool,
+    ) -> FinalCheck:
+        last: OrderSnapshot | None = None
+        verification: FillVerification | None = None
+        while True:
+            try:
+                snap = self.gateway.read(order_id, deadline=deadline, stats=stats)
+            except TransientError:
+                snap = None
+            if snap is not None and snap.status is not None:
+                last = snap
+                verification = self.verifier.verify_fill(snap, submitted_at=submitted_at)
+                if verification.is_filled:
+                    if snap.filled_avg_price is not None:
+                        return FinalCheck(snap, verification, settled=True)
+                    log_event(
+                        self._logger,
+                        logging.INFO,
+                        "fill_price_pending",
+                        order_id=order_id,
+                        status=snap.status,
+                        filled_qty=snap.filled_qty,
+                    )
+                elif snap.is_terminal:
+                    return FinalCheck(snap, verification, settled=True)
+                elif not until_terminal:
+                    return FinalCheck(snap, verification, settled=False)
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return FinalCheck(last, verification, settled=False)
+            self.clock.sleep(min(self.config.initial_poll_interval, left))
