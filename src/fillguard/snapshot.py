@@ -198,6 +198,12 @@ class OrderSnapshot:
     failed_at: datetime | None = None
     updated_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        """Normalise ``status`` also for snapshots built directly (e.g. ``status="FILLED"``)."""
+        status = normalize_status(self.status)
+        if status != self.status:
+            object.__setattr__(self, "status", status)
+
     @classmethod
     def from_any(cls, order: object) -> OrderSnapshot:
         """Build a snapshot from an alpaca-py Order, a raw dict or any object; never raises."""
