@@ -27,6 +27,9 @@ __all__ = ["FinalCheck", "FinalVerificationHandler"]
 
 _logger = logging.getLogger("fillguard.final")
 
+# Live statuses in which a cancel that failed to arrive is worth sending again.
+_RESEND = frozenset({"accepted", "pending_new", "new", "partially_filled"})
+
 
 @dataclass(frozen=True, slots=True)
 class FinalCheck:
@@ -115,8 +118,14 @@ class FinalVerificationHandler:
         deadline = self._deadline(deadline)
         outcome = self.gateway.cancel(order_id, deadline=deadline, stats=stats)
         check = self._settle(
-            order_id, deadline=deadline, stats=stats, submitted_at=submitted_at, until_terminal=True
+            order_id,
+            deadline=deadline,
+            stats=stats,
+            submitted_at=submitted_at,
+            until_terminal=True,
+            cancel=outcome,
         )
+        outcome = check.cancel or outcome
         check = FinalCheck(check.snapshot, check.verification, check.settled, outcome)
         log_event(
             self._logger,
@@ -139,6 +148,7 @@ class FinalVerificationHandler:
         stats: RetryStats,
         submitted_at: datetime | None,
         until_terminal: bool,
+        cancel: CancelOutcome | None = None,
     ) -> FinalCheck:
         last: OrderSnapshot | None = None
         verification: FillVerification | None = None
@@ -152,7 +162,7 @@ class FinalVerificationHandler:
                 verification = self.verifier.verify_fill(snap, submitted_at=submitted_at)
                 if verification.is_filled:
                     if snap.filled_avg_price is not None:
-                        return FinalCheck(snap, verification, settled=True)
+                        return FinalCheck(snap, verification, settled=True, cancel=cancel)
                     log_event(
                         self._logger,
                         logging.INFO,
@@ -162,10 +172,13 @@ class FinalVerificationHandler:
                         filled_qty=snap.filled_qty,
                     )
                 elif snap.is_terminal:
-                    return FinalCheck(snap, verification, settled=True)
+                    return FinalCheck(snap, verification, settled=True, cancel=cancel)
                 elif not until_terminal:
                     return FinalCheck(snap, verification, settled=False)
+                elif cancel is not None and cancel.kind == "failed" and snap.status in _RESEND:
+                    # The cancel never got through and the order is still live: send it again.
+                    cancel = self.gateway.cancel(order_id, deadline=deadline, stats=stats)
             left = deadline - self.clock.monotonic()
             if left <= 0:
-                return FinalCheck(last, verification, settled=False)
+                return FinalCheck(last, verification, settled=False, cancel=cancel)
             self.clock.sleep(min(self.config.initial_poll_interval, left))
