@@ -17,6 +17,7 @@ trade_updates stream) can wake a monitor early with :meth:`FillDetectionEngine.n
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ class _Monitor:
     degraded: bool = False
     cancel_sent: bool = False
     client_order_id: str | None = None
+
+    def grace(self) -> float:
+        # Once the broker has shown us the order, a 404 can only be a stale read.
+        return math.inf if self.last is not None else self.grace_until
 
 
 class FillDetectionEngine:
@@ -214,7 +219,7 @@ class FillDetectionEngine:
     def _read(self, mon: _Monitor) -> OrderSnapshot | None:
         try:
             snap = self.gateway.read(
-                mon.order_id, deadline=mon.deadline, stats=mon.stats, grace_until=mon.grace_until
+                mon.order_id, deadline=mon.deadline, stats=mon.stats, grace_until=mon.grace()
             )
         except TransientError as err:
             if not mon.degraded:
@@ -308,7 +313,11 @@ class FillDetectionEngine:
             self.clock.monotonic() + self.config.final_verification_seconds, mon.final_deadline
         )
         check = self.final.verify_after_cancel_attempt(
-            mon.order_id, deadline=budget, stats=mon.stats, submitted_at=mon.submitted_at
+            mon.order_id,
+            deadline=budget,
+            stats=mon.stats,
+            submitted_at=mon.submitted_at,
+            grace_until=mon.grace(),
         )
         if check.cancel is not None and check.cancel.kind == "accepted":
             mon.cancel_sent = True  # accepted: don't resend, but keep reading to the end
@@ -340,6 +349,7 @@ class FillDetectionEngine:
             deadline=mon.final_deadline,
             stats=mon.stats,
             submitted_at=mon.submitted_at,
+            grace_until=mon.grace(),
         )
         if check.snapshot is not None:
             self._observe(mon, check.snapshot)
@@ -367,6 +377,7 @@ class FillDetectionEngine:
             deadline=mon.final_deadline,
             stats=mon.stats,
             submitted_at=mon.submitted_at,
+            grace_until=mon.grace(),
         )
         if post.snapshot is not None:
             self._observe(mon, post.snapshot)

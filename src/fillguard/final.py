@@ -56,7 +56,11 @@ class FinalCheck:
 
 
 class FinalVerificationHandler:
-    """Performs the final check and the post-cancel verification within a time budget."""
+    """Performs the final check and the post-cancel verification within a time budget.
+
+    ``grace_until`` (a ``clock.monotonic()`` value) is when a 404 stops meaning "not visible
+    yet": pass ``math.inf`` for an order already seen, whose 404 can only be a stale read.
+    """
 
     def __init__(
         self,
@@ -85,6 +89,7 @@ class FinalVerificationHandler:
         deadline: float | None = None,
         stats: RetryStats | None = None,
         submitted_at: datetime | None = None,
+        grace_until: float | None = None,
     ) -> FinalCheck:
         """One last status check (with retries); keeps reading only for a fill's missing price."""
         check = self._settle(
@@ -93,6 +98,7 @@ class FinalVerificationHandler:
             stats=stats or RetryStats(),
             submitted_at=submitted_at,
             until_terminal=False,
+            grace_until=grace_until,
         )
         log_event(
             self._logger,
@@ -112,6 +118,7 @@ class FinalVerificationHandler:
         deadline: float | None = None,
         stats: RetryStats | None = None,
         submitted_at: datetime | None = None,
+        grace_until: float | None = None,
     ) -> FinalCheck:
         """Cancel, then read until the order is terminal (or the budget ends)."""
         stats = stats or RetryStats()
@@ -124,6 +131,7 @@ class FinalVerificationHandler:
             submitted_at=submitted_at,
             until_terminal=True,
             cancel=outcome,
+            grace_until=grace_until,
         )
         outcome = check.cancel or outcome
         check = FinalCheck(check.snapshot, check.verification, check.settled, outcome)
@@ -149,12 +157,15 @@ class FinalVerificationHandler:
         submitted_at: datetime | None,
         until_terminal: bool,
         cancel: CancelOutcome | None = None,
+        grace_until: float | None = None,
     ) -> FinalCheck:
         last: OrderSnapshot | None = None
         verification: FillVerification | None = None
         while True:
             try:
-                snap = self.gateway.read(order_id, deadline=deadline, stats=stats)
+                snap = self.gateway.read(
+                    order_id, deadline=deadline, stats=stats, grace_until=grace_until
+                )
             except TransientError:
                 snap = None
             if snap is not None and snap.status is not None:

@@ -1,0 +1,172 @@
+"""State consistency: does the broker's position equal what our fills say it should be?
+
+Positions can lag fills (Alpaca documents no read-after-fill guarantee for /v2/positions), so a
+difference is re-checked with backoff for a bounded time before it is declared a mismatch.
+A 404 on the position means flat.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from fillguard.clock import Clock, SystemClock
+from fillguard.config import FillDetectionConfig
+from fillguard.errors import BrokerError, RefusedError
+from fillguard.logs import log_event
+from fillguard.retry import ErrorRecoveryManager, RetryStats
+from fillguard.snapshot import to_decimal
+
+__all__ = ["ConsistencyResult", "StateConsistencyValidator", "side_of"]
+
+_logger = logging.getLogger("fillguard.consistency")
+
+
+def side_of(qty: Decimal | None) -> str | None:
+    """``long`` for a positive quantity, ``short`` for a negative one, None when flat/unknown."""
+    if qty is None or qty == 0:
+        return None
+    return "long" if qty > 0 else "short"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyResult:
+    """The outcome of comparing the expected position with the broker's."""
+
+    consistent: bool
+    symbol: str
+    expected_qty: Decimal
+    broker_qty: Decimal | None
+    expected_side: str | None
+    broker_side: str | None
+    discrepancy: str | None
+    checks: int = 1
+    elapsed_seconds: float = 0.0
+
+
+class StateConsistencyValidator:
+    """Compares expected positions with the broker's, tolerating a bounded position lag.
+
+    Args:
+        alpaca_client: anything with ``get_open_position(symbol)``.
+        timeout_seconds: how long a difference may persist before it is a mismatch.
+        initial_delay / max_delay: backoff between re-checks.
+        recovery: retry manager for transient read errors (one is built if None).
+    """
+
+    def __init__(
+        self,
+        alpaca_client: Any,
+        *,
+        clock: Clock | None = None,
+        timeout_seconds: float = 3.0,
+        initial_delay: float = 0.1,
+        max_delay: float = 1.0,
+        recovery: ErrorRecoveryManager | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.client = alpaca_client
+        self.clock: Clock = clock or SystemClock()
+        self.timeout_seconds = timeout_seconds
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
+        self.recovery = recovery or ErrorRecoveryManager(
+            FillDetectionConfig(max_retries=3, retry_base_delay=0.1, retry_max_delay=1.0),
+            clock=self.clock,
+        )
+        self._logger = logger or _logger
+
+    def get_broker_position(
+        self, symbol: str, *, deadline: float | None = None, stats: RetryStats | None = None
+    ) -> Decimal:
+        """The broker's signed quantity for ``symbol`` (0 when it has no position: 404)."""
+        try:
+            position = self.recovery.call(
+                lambda: self.client.get_open_position(symbol),
+                deadline=deadline,
+                stats=stats,
+            )
+        except RefusedError as err:
+            if err.status_code == 404:
+                return Decimal(0)
+            raise
+        return _position_qty(position)
+
+    @staticmethod
+    def _compare_positions(symbol: str, expected: Decimal, broker: Decimal) -> str | None:
+        """A description of the difference, or None when the positions agree."""
+        if expected == broker:
+            return None
+        exp_side, brk_side = side_of(expected), side_of(broker)
+        side_note = f", side {exp_side} vs {brk_side}" if exp_side != brk_side else ""
+        return (
+            f"{symbol}: expected {expected}, broker has {broker} "
+            f"(difference {broker - expected}{side_note})"
+        )
+
+    def validate_fill_consistency(self, symbol: str, expected_qty: Decimal) -> ConsistencyResult:
+        """Compare ``expected_qty`` with the broker's position, re-checking while it differs."""
+        expected = Decimal(expected_qty)
+        start = self.clock.monotonic()
+        deadline = start + self.timeout_seconds
+        delay = self.initial_delay
+        checks = 0
+        broker: Decimal | None = None
+        discrepancy: str | None = None
+        while True:
+            checks += 1
+            try:
+                broker = self.get_broker_position(symbol, deadline=deadline)
+                discrepancy = self._compare_positions(symbol, expected, broker)
+            except BrokerError as err:
+                broker = None
+                discrepancy = f"{symbol}: broker position could not be read: {err}"
+            if discrepancy is None:
+                break
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                break
+            self.clock.sleep(min(delay, left))
+            delay = min(delay * 2, self.max_delay)
+        result = ConsistencyResult(
+            consistent=discrepancy is None,
+            symbol=symbol,
+            expected_qty=expected,
+            broker_qty=broker,
+            expected_side=side_of(expected),
+            broker_side=side_of(broker),
+            discrepancy=discrepancy,
+            checks=checks,
+            elapsed_seconds=self.clock.monotonic() - start,
+        )
+        log_event(
+            self._logger,
+            logging.INFO if result.consistent else logging.ERROR,
+            "consistency_check",
+            symbol=symbol,
+            consistent=result.consistent,
+            expected_qty=expected,
+            broker_qty=broker,
+            expected_side=result.expected_side,
+            broker_side=result.broker_side,
+            discrepancy=discrepancy,
+            checks=checks,
+        )
+        return result
+
+
+def _position_qty(position: object) -> Decimal:
+    if isinstance(position, dict):
+        qty, side = position.get("qty"), position.get("side")
+    else:
+        qty, side = getattr(position, "qty", None), getattr(position, "side", None)
+    value = to_decimal(qty)
+    if value is None:
+        raise RefusedError(f"position has no readable qty: {qty!r}")
+    side_text = str(getattr(side, "value", side) or "").lower()
+    # Alpaca sends short positions with a negative qty; some clients report abs(qty) + side.
+    if side_text == "short" and value > 0:
+        value = -value
+    return value
