@@ -1,0 +1,394 @@
+"""``fillguard demo``: real trades through SmartOrderExecutor against the embedded simulator,
+every outcome checked against the simulator's ledger.
+
+The simulator runs in-process on a free loopback port with a fault profile (``rough`` by
+default); the real alpaca-py ``TradingClient`` talks to it over HTTP. Trades run in parallel,
+one worker per symbol (a symbol's trades in order, as a bot would). At the end each result is
+compared with the ground truth: a fill we missed, a fill we claimed that did not happen, an
+order we said was not placed that exists, or a duplicate order, makes the demo fail.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fillguard.config import FillDetectionConfig
+from fillguard.executor import OrderConfig, SmartOrderExecutor, TradeResult
+from fillguard.results import FillStatus
+from fillguard.snapshot import parse_timestamp, to_decimal
+
+__all__ = [
+    "DemoOptions",
+    "DemoReport",
+    "TradeCheck",
+    "check_against_ledger",
+    "plan_trades",
+    "run_demo",
+]
+
+SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "TSLA", "META", "AMD")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DemoOptions:
+    """What the demo runs."""
+
+    orders: int = 60
+    faults: str = "rough"
+    seed: int = 0
+    symbols: int = 6
+    timeout_seconds: float = 4.0
+    use_fill_detection_engine: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTrade:
+    """One trade of the demo's seeded plan."""
+
+    index: int
+    symbol: str
+    qty: Decimal
+    order_type: str
+    time_in_force: str
+    limit_offset: Decimal | None  # relative to the price at submit time
+    sell_if_held: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TradeCheck:
+    """One trade's result compared with the ledger."""
+
+    client_order_id: str
+    verdict: str  # ok | missed | false_fill | ghost | unresolved | refused
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class DemoReport:
+    """Everything the summary shows; ``ok`` is False if anything disagrees with the ledger."""
+
+    options: DemoOptions
+    base_url: str = ""
+    outcomes: Counter[str] = field(default_factory=Counter)
+    checks: list[TradeCheck] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    api_calls: list[int] = field(default_factory=list)
+    retries: int = 0
+    slippages: list[Decimal] = field(default_factory=list)
+    consistency: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    stray_orders: int = 0
+    book_differences: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+
+    def count(self, verdict: str) -> int:
+        """How many trades got ``verdict``."""
+        return sum(1 for c in self.checks if c.verdict == verdict)
+
+    @property
+    def ok(self) -> bool:
+        """No missed fill, no false fill, no ghost, duplicate or stray order."""
+        return (
+            self.count("missed") == 0
+            and self.count("false_fill") == 0
+            and self.count("ghost") == 0
+            and self.duplicates == 0
+            and self.stray_orders == 0
+        )
+
+
+def plan_trades(options: DemoOptions) -> list[PlannedTrade]:
+    """The seeded list of trades: mostly market orders, some limits near the price."""
+    rng = random.Random(f"fillguard-demo/{options.seed}")
+    symbols = SYMBOLS[: max(1, min(options.symbols, len(SYMBOLS)))]
+    trades = []
+    for i in range(options.orders):
+        symbol = symbols[i % len(symbols)]
+        fractional = rng.random() < 0.2
+        qty = Decimal(rng.randint(100, 3000)) / 1000 if fractional else Decimal(rng.randint(1, 20))
+        order_type = "limit" if rng.random() < 0.3 else "market"
+        tif = "day"
+        if not fractional:
+            tif = rng.choice(("day", "day", "gtc", "ioc"))
+        # Limits straddle the price: some fill at once, some rest and time out.
+        offset = Decimal(rng.randint(-30, 30)) / 10_000 if order_type == "limit" else None
+        trades.append(
+            PlannedTrade(i, symbol, qty, order_type, tif, offset, sell_if_held=rng.random() < 0.45)
+        )
+    return trades
+
+
+def _demo_config(options: DemoOptions) -> OrderConfig:
+    return OrderConfig(
+        fill_detection=FillDetectionConfig(
+            timeout_seconds=options.timeout_seconds,
+            initial_poll_interval=0.05,
+            poll_interval_increase=0.05,
+            max_poll_interval=0.5,
+            max_retries=5,
+            retry_base_delay=0.05,
+            retry_max_delay=0.5,
+            request_timeout_seconds=1.0,
+            final_verification_seconds=4.0,
+            not_found_grace_seconds=2.0,
+        ),
+        use_fill_detection_engine=options.use_fill_detection_engine,
+        consistency_timeout_seconds=2.0,
+        consistency_initial_delay=0.05,
+        consistency_max_delay=0.5,
+        lookup_attempts=3,
+        lookup_spacing_seconds=0.3,
+    )
+
+
+def run_demo(
+    options: DemoOptions,
+    *,
+    on_trade: Callable[[TradeResult, Counter[str]], None] | None = None,
+) -> DemoReport:
+    """Start the simulator, run the trades, and check every outcome against the ledger."""
+    from fillguard.sim.server import run_simulator
+
+    report = DemoReport(options)
+    started = time.monotonic()
+    with run_simulator(port=0, faults=options.faults, seed=options.seed, rate_limit=None) as sim:
+        report.base_url = sim.base_url
+        client = sim.trading_client()
+        executor = SmartOrderExecutor(client, _demo_config(options))
+        trades = plan_trades(options)
+        results: list[tuple[TradeResult, float]] = []
+        lock = threading.Lock()
+        by_symbol: dict[str, list[PlannedTrade]] = {}
+        for trade in trades:
+            by_symbol.setdefault(trade.symbol, []).append(trade)
+
+        def run_symbol(symbol_trades: list[PlannedTrade]) -> None:
+            for trade in symbol_trades:
+                result, detected = _run_one(sim, executor, trade)
+                with lock:
+                    results.append((result, detected))
+                    report.outcomes[_outcome(result)] += 1
+                    snapshot = Counter(report.outcomes)
+                if on_trade is not None:
+                    on_trade(result, snapshot)
+
+        with ThreadPoolExecutor(max_workers=len(by_symbol)) as pool:
+            for future in [pool.submit(run_symbol, ts) for ts in by_symbol.values()]:
+                future.result()
+        ledger = sim.ledger()
+        check_against_ledger(report, results, ledger)
+        for symbol in by_symbol:
+            expected = executor.expected_position(symbol)
+            broker = to_decimal(ledger["positions"].get(symbol, {}).get("qty")) or Decimal(0)
+            if expected is not None and expected != broker:
+                report.book_differences.append(f"{symbol}: book {expected}, broker {broker}")
+    report.elapsed_seconds = time.monotonic() - started
+    return report
+
+
+def _run_one(
+    sim: Any, executor: SmartOrderExecutor, trade: PlannedTrade
+) -> tuple[TradeResult, float]:
+    price = sim.broker.price(trade.symbol)
+    held = executor.expected_position(trade.symbol) or Decimal(0)
+    side = "sell" if trade.sell_if_held and held >= trade.qty else "buy"
+    limit = None
+    if trade.limit_offset is not None:
+        limit = (price * (1 + trade.limit_offset)).quantize(Decimal("0.01"))
+    result = executor.execute_trade(
+        trade.symbol,
+        side,
+        trade.qty,
+        order_type=trade.order_type,
+        limit_price=limit,
+        time_in_force=trade.time_in_force,
+        expected_price=price,
+    )
+    detected = time.time()
+    if result.consistency is not None:
+        detected -= result.consistency.elapsed_seconds  # the fill was known before the check
+    return result, detected
+
+
+def _outcome(result: TradeResult) -> str:
+    if result.fill is not None:
+        return result.fill.status.value
+    return (
+        "not_placed"
+        if result.error and not result.error.startswith("outcome unknown")
+        else "unresolved"
+    )
+
+
+def check_against_ledger(
+    report: DemoReport, results: list[tuple[TradeResult, float]], ledger: dict[str, Any]
+) -> None:
+    """Fill ``report`` with per-trade verdicts and the aggregate figures."""
+    by_id = {o["order"]["id"]: o for o in ledger["orders"]}
+    by_coid: dict[str, list[dict[str, Any]]] = {}
+    for entry in ledger["orders"]:
+        by_coid.setdefault(entry["order"]["client_order_id"], []).append(entry)
+    report.duplicates = sum(len(v) - 1 for v in by_coid.values() if len(v) > 1)
+    ours = {r.client_order_id for r, _ in results}
+    report.stray_orders = sum(1 for coid in by_coid if coid not in ours)
+    for result, detected in results:
+        report.api_calls.append(result.api_calls)
+        if result.fill is not None:
+            report.retries += result.fill.retries
+            if result.fill.slippage_pct is not None:
+                report.slippages.append(result.fill.slippage_pct)
+        if result.consistency is not None:
+            c = result.consistency
+            report.consistency[
+                "consistent"
+                if c.consistent
+                else "mismatch"
+                if c.broker_qty is not None
+                else "unverified"
+            ] += 1
+        check = _check_one(result, by_id, by_coid)
+        report.checks.append(check)
+        entry = by_id.get(result.order_id or "")
+        if check.verdict == "ok" and result.filled and entry and entry["executions"]:
+            last = max(
+                (parse_timestamp(e["transaction_time"]) for e in entry["executions"]),
+                key=lambda t: t or datetime.min,
+            )
+            if last is not None:
+                report.latencies.append(max(0.0, detected - last.timestamp()))
+
+
+def _check_one(
+    result: TradeResult, by_id: dict[str, dict[str, Any]], by_coid: dict[str, list[dict[str, Any]]]
+) -> TradeCheck:
+    coid = result.client_order_id
+    if result.order_id is None:
+        if result.error and result.error.startswith("outcome unknown"):
+            return TradeCheck(coid, "unresolved", result.error)
+        if coid in by_coid:
+            return TradeCheck(
+                coid, "ghost", f"reported not placed, but the broker has it: {result.error}"
+            )
+        return TradeCheck(coid, "refused", result.error or "")
+    entry = by_id.get(result.order_id)
+    if entry is None:
+        return TradeCheck(coid, "false_fill", f"order {result.order_id} is not in the ledger")
+    truth = entry["order"]
+    truth_qty = to_decimal(truth["filled_qty"]) or Decimal(0)
+    truth_price = to_decimal(truth["filled_avg_price"])
+    fill = result.fill
+    if fill is None:
+        return TradeCheck(coid, "unresolved", "no fill result")
+    if fill.filled:
+        if (
+            truth["status"] != "filled"
+            or fill.filled_qty != truth_qty
+            or fill.fill_price != truth_price
+        ):
+            return TradeCheck(
+                coid,
+                "false_fill",
+                f"claimed {fill.filled_qty} @ {fill.fill_price}; ledger {truth['status']} "
+                f"{truth_qty} @ {truth_price}",
+            )
+        return TradeCheck(coid, "ok")
+    if fill.filled_qty > truth_qty:
+        return TradeCheck(coid, "false_fill", f"claimed {fill.filled_qty}, ledger {truth_qty}")
+    if fill.status is FillStatus.UNKNOWN:
+        return TradeCheck(coid, "unresolved", fill.error or "unknown")
+    if fill.filled_qty < truth_qty:
+        return TradeCheck(
+            coid, "missed", f"said {fill.status.value} with {fill.filled_qty}; ledger {truth_qty}"
+        )
+    if fill.filled_qty > 0 and fill.fill_price != truth_price:
+        return TradeCheck(coid, "false_fill", f"price {fill.fill_price}, ledger {truth_price}")
+    return TradeCheck(coid, "ok")
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """The ``pct`` percentile (nearest rank), or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def mean(values: list[Decimal]) -> Decimal | None:
+    """Arithmetic mean of Decimals to 4 places, or None for no values."""
+    if not values:
+        return None
+    return (sum(values, Decimal(0)) / len(values)).quantize(Decimal("0.0001"))
+
+
+def render_report(report: DemoReport, console: Any) -> None:
+    """Print the summary tables with rich."""
+    from rich.table import Table
+
+    outcomes = Table(title="Outcomes", show_header=True)
+    outcomes.add_column("status")
+    outcomes.add_column("trades", justify="right")
+    for name, n in sorted(report.outcomes.items()):
+        outcomes.add_row(name, str(n))
+    console.print(outcomes)
+
+    def fmt(value: float | None, unit: str = "s") -> str:
+        return "-" if value is None else f"{value * 1000:.1f} ms" if unit == "s" else f"{value:.2f}"
+
+    truth = Table(title="Against the simulator's ledger", show_header=True)
+    truth.add_column("check")
+    truth.add_column("value", justify="right")
+    bad = {"missed", "false_fill", "ghost"}
+    for verdict, label in (
+        ("ok", "results that match the ledger"),
+        ("missed", "fills missed (must be 0)"),
+        ("false_fill", "fills falsely claimed (must be 0)"),
+        ("ghost", "orders reported not placed that exist (must be 0)"),
+        ("unresolved", "honest UNKNOWN (broker's final word not reached)"),
+        ("refused", "refused by the broker (e.g. buying power)"),
+    ):
+        n = report.count(verdict)
+        truth.add_row(label, f"[red]{n}[/red]" if verdict in bad and n else str(n))
+    truth.add_row("duplicate orders per client_order_id (must be 0)", str(report.duplicates))
+    truth.add_row("orders at the broker we never asked for (must be 0)", str(report.stray_orders))
+    truth.add_row("fill detection latency p50", fmt(percentile(report.latencies, 50)))
+    truth.add_row("fill detection latency p99", fmt(percentile(report.latencies, 99)))
+    calls = [float(c) for c in report.api_calls]
+    truth.add_row(
+        "REST calls per trade (mean)", fmt(statistics.fmean(calls) if calls else None, "")
+    )
+    truth.add_row("retries (total)", str(report.retries))
+    avg_slip = mean(report.slippages)
+    truth.add_row(
+        "slippage mean / max (%)",
+        "-" if avg_slip is None else f"{avg_slip} / {max(report.slippages)}",
+    )
+    truth.add_row(
+        "position checks ok / mismatch (synced) / unverified",
+        f"{report.consistency['consistent']} / {report.consistency['mismatch']} / "
+        f"{report.consistency['unverified']}",
+    )
+    truth.add_row(
+        "books equal to the broker at the end",
+        "yes" if not report.book_differences else "; ".join(report.book_differences),
+    )
+    truth.add_row("wall time", f"{report.elapsed_seconds:.1f} s")
+    console.print(truth)
+    for check in report.checks:
+        if check.verdict in bad:
+            console.print(f"[red]{check.verdict}[/red] {check.client_order_id}: {check.detail}")
+    console.print(
+        "[green]OK: every outcome agrees with the ledger[/green]"
+        if report.ok
+        else "[red]FAILED: outcomes disagree with the ledger[/red]"
+    )
