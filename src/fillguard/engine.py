@@ -280,6 +280,11 @@ class FillDetectionEngine:
         if snap.status == "rejected":
             return self._result(mon, snap, FillStatus.REJECTED, "polling", verification)
         if snap.status in _ENDED_BY_OTHERS:
+            if mon.cancel_sent and snap.filled_qty > 0:
+                # Our own remainder cancel settled: the shares that filled are the answer.
+                return self._result(
+                    mon, snap, FillStatus.PARTIALLY_FILLED, "partial_fill_cancel", verification
+                )
             return self._result(mon, snap, _ENDED_BY_OTHERS[snap.status], "polling", verification)
         if snap.is_terminal:  # replaced, done_for_day: no further fills on this order id
             return self._result(
