@@ -156,6 +156,7 @@ class Broker:
         self.faults = faults
         self.rng = FaultRng(self.seed)
         self._ids = random.Random(f"fillguard-ids/{self.seed}")
+        self._coids = random.Random(f"fillguard-client-order-ids/{self.seed}")
         self._mono0 = self.clock.monotonic()
         self.prices = PricePath(
             self.seed,
@@ -204,6 +205,13 @@ class Broker:
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def _mint_client_order_id(self) -> str:
+        # From the seed (not uuid4), so a run without client_order_ids replays identically.
+        while True:
+            coid = str(uuid.UUID(int=self._coids.getrandbits(128), version=4))
+            if coid not in self.by_client_id:
+                return coid
 
     def _schedule(
         self, due: float, kind: str, order_id: str = "", qty: Decimal = Decimal(0)
@@ -294,7 +302,7 @@ class Broker:
         with self.lock:
             self.advance()
             t = self.t()
-            coid = req.client_order_id or str(uuid.uuid4())
+            coid = req.client_order_id or self._mint_client_order_id()
             if coid in self.by_client_id:
                 raise SimError(422, 40010001, "client_order_id must be unique")
             self._check_funds(req)
