@@ -128,7 +128,8 @@ def parse_order_request(body: bytes) -> OrderRequest:
     qty = _decimal(data.get("qty"), "qty")
     if qty <= 0:
         raise _invalid("qty must be > 0")
-    if qty != qty.quantize(Decimal("0.000000001")) or qty > Decimal(10**9):
+    # Bound first: quantizing a huge qty (1e30) raises InvalidOperation, which was a 500.
+    if qty > Decimal(10**9) or qty != qty.quantize(Decimal("0.000000001")):
         raise _invalid("qty must have at most 9 decimal places and be at most 1e9")
     if qty != qty.to_integral_value() and tif != "day":
         raise _invalid("fractional orders must be DAY orders")
