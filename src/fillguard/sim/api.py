@@ -97,7 +97,7 @@ def parse_order_request(body: bytes) -> OrderRequest:
     """Validate a POST /v2/orders body, raising 422 :class:`SimError` with Alpaca's messages."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise _invalid("request body format is invalid", 40010000) from None
     if not isinstance(data, dict):
         raise _invalid("request body format is invalid", 40010000)
@@ -587,7 +587,7 @@ class SimApi:
 def _body_of(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return body.decode("utf-8", "replace")
 
 
