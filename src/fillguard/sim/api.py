@@ -105,7 +105,7 @@ def parse_order_request(body: bytes) -> OrderRequest:
     if not isinstance(symbol, str) or not symbol:
         raise _invalid("symbol is required")
     symbol = symbol.upper()
-    if not _SYMBOL.match(symbol):
+    if not _SYMBOL.fullmatch(symbol):
         raise _invalid(f"could not find us_equity '{symbol}'")
     side = data.get("side")
     if side not in ("buy", "sell"):
@@ -379,7 +379,7 @@ class SimApi:
         return _json(200, wire.clock_json(self.broker.clock.now()))
 
     def _asset(self, req: ApiRequest, symbol: str) -> ApiResponse:
-        if not _SYMBOL.match(symbol):
+        if not _SYMBOL.fullmatch(symbol):
             raise SimError(404, 40410000, f"asset not found for {symbol}")
         return _json(200, wire.asset_json(symbol, asset_id_for(symbol)))
 
