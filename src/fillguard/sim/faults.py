@@ -114,6 +114,19 @@ class FaultProfile:
     stream_disconnect_rate: float = 0.0  # the server drops the connection after an event
 
     def __post_init__(self) -> None:
+        # Knobs arrive from JSON (PUT /_sim/faults): check types before comparing values.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith(("_rate", "_seconds")) and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
+        for name in ("rate_limit_burst_length", "max_partial_fills"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if not isinstance(self.latency, Latency):
+            raise ValueError(f"latency must be a Latency, got {self.latency!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_rate"):
@@ -164,12 +177,18 @@ def profile_from(value: str | dict[str, Any] | FaultProfile | None) -> FaultProf
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown fault knobs: {', '.join(unknown)}")
-    if "latency" in data:
-        data["latency"] = Latency.parse(data["latency"])
-    if "lost_submit_modes" in data:
-        data["lost_submit_modes"] = tuple(data["lost_submit_modes"])
-    data.setdefault("name", "custom")
-    return replace(base, **data)
+    try:
+        if "latency" in data:
+            data["latency"] = Latency.parse(data["latency"])
+        if "lost_submit_modes" in data:
+            modes = data["lost_submit_modes"]
+            if not isinstance(modes, list | tuple):
+                raise ValueError(f"lost_submit_modes must be a list, got {modes!r}")
+            data["lost_submit_modes"] = tuple(modes)
+        data.setdefault("name", "custom")
+        return replace(base, **data)
+    except TypeError as err:  # a value of the wrong type for a knob
+        raise ValueError(f"invalid fault knob value: {err}") from None
 
 
 CALM = FaultProfile(name="calm")
