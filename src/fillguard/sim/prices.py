@@ -11,6 +11,7 @@ __all__ = ["PricePath", "round_price"]
 
 _CENT = Decimal("0.01")
 _SUB_CENT = Decimal("0.0001")
+_MAX_PRICE = Decimal(10**9)
 
 
 def round_price(price: Decimal) -> Decimal:
@@ -74,8 +75,9 @@ class PricePath:
 
     def set_price(self, symbol: str, t: float, price: Decimal) -> None:
         """Pin the price from the tick of ``t`` on; the walk continues from it."""
-        if price <= 0:
-            raise ValueError("price must be > 0")
+        # Bounded: round_price raises InvalidOperation on a huge price (1e40), a 500 at the API.
+        if not price.is_finite() or not 0 < price <= _MAX_PRICE:
+            raise ValueError(f"price must be > 0 and at most {_MAX_PRICE}")
         tick = self.tick_of(t)
         self.price_at_tick(symbol, tick)
         path = self._paths[symbol]
