@@ -37,7 +37,7 @@ from fillguard.errors import (
     RefusedError,
     TransientError,
 )
-from fillguard.logs import log_event, register_secret
+from fillguard.logs import log_context, log_event, register_secret
 from fillguard.results import FillResult, FillStatus
 from fillguard.retry import RetryStats
 from fillguard.snapshot import OrderSnapshot, to_decimal
@@ -231,6 +231,10 @@ class SmartOrderExecutor:
             expected_price,
             client_order_id,
         )
+        with log_context(client_order_id=intent.client_order_id):
+            return self._trade(intent)
+
+    def _trade(self, intent: _Intent) -> TradeResult:
         coid = intent.client_order_id
         log_event(
             self._logger,

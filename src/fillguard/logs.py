@@ -8,11 +8,13 @@ record: :func:`redact` masks known secret values and secret-looking field names.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -22,6 +24,7 @@ __all__ = [
     "JsonFormatter",
     "event_fields",
     "event_name",
+    "log_context",
     "log_event",
     "redact",
     "register_secret",
@@ -30,6 +33,22 @@ __all__ = [
 _SECRET_KEYS = re.compile(r"(secret|password|token|api_key|key_id|authorization)", re.I)
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "fillguard_log_context", default=None
+)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to every event logged inside the block (this thread or task only).
+
+    An event's own value wins, unless it is None: then the context's value fills it in.
+    """
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 def register_secret(value: str | None) -> None:
@@ -80,6 +99,12 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> 
     """Log ``event`` with ``fields`` as structured data (plain, JSON-safe, redacted)."""
     if not logger.isEnabledFor(level):
         return
+    context = _context.get()
+    if context:
+        fields = dict(fields)
+        for key, value in context.items():
+            if fields.get(key) is None:
+                fields[key] = value
     clean = _clean_fields(fields)
     summary = " ".join(f"{k}={v}" for k, v in clean.items() if v is not None)
     logger.log(
