@@ -1,0 +1,158 @@
+"""The ``fillguard`` command line: a click group; each command is registered with ``main``.
+
+``fillguard sim`` runs the Alpaca-compatible paper broker simulator on loopback until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fillguard.sim.server import SimServer
+
+__all__ = ["main", "sim_command"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fillguard")
+def main() -> None:
+    """fillguard: trustworthy order execution and fill detection on Alpaca."""
+
+
+def _resolve_keys(key: str | None, secret: str | None) -> tuple[str, str]:
+    from fillguard.sim.server import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY
+
+    key_id = key or os.environ.get("APCA_API_KEY_ID") or DEFAULT_KEY_ID
+    secret_key = secret or os.environ.get("APCA_API_SECRET_KEY") or DEFAULT_SECRET_KEY
+    return key_id, secret_key
+
+
+@click.command("sim")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="0: any free port.",
+)
+@click.option(
+    "--faults",
+    type=click.Choice(["calm", "rough", "hostile"]),
+    default="calm",
+    show_default=True,
+    help="Fault profile.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for prices and faults.")
+@click.option(
+    "--key", default=None, help="API key id to accept [env APCA_API_KEY_ID; default pair]."
+)
+@click.option(
+    "--secret", default=None, help="API secret to accept [env APCA_API_SECRET_KEY; default pair]."
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Requests per minute before 429 (0: off).",
+)
+def sim_command(
+    host: str,
+    port: int,
+    faults: str,
+    seed: int,
+    key: str | None,
+    secret: str | None,
+    rate_limit: int,
+) -> None:
+    """Run the Alpaca-compatible paper broker simulator (REST and trade_updates) until Ctrl-C."""
+    from rich.console import Console
+
+    from fillguard.logs import register_secret
+    from fillguard.sim.server import DEFAULT_SECRET_KEY, SimServer
+
+    key_id, secret_key = _resolve_keys(key, secret)
+    default_secret = secret_key == DEFAULT_SECRET_KEY
+    if not default_secret:
+        register_secret(secret_key)
+    console = Console(soft_wrap=True, highlight=False)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    server = SimServer(
+        host=host,
+        port=port,
+        faults=faults,
+        seed=seed,
+        key_id=key_id,
+        secret_key=secret_key,
+        rate_limit=rate_limit or None,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        _print_banner(console, server, faults=faults, seed=seed, rate_limit=rate_limit)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        console.print("stopping")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop()
+
+
+def _print_banner(
+    console: Console, server: SimServer, *, faults: str, seed: int, rate_limit: int
+) -> None:
+    from rich.markup import escape
+
+    from fillguard.sim.server import DEFAULT_SECRET_KEY
+
+    default_secret = server.secret_key == DEFAULT_SECRET_KEY
+    shown_secret = server.secret_key if default_secret else "<your secret>"
+    secret_line = (
+        f"{escape(server.secret_key)}  (the public default pair)"
+        if default_secret
+        else "(the one you gave; not shown)"
+    )
+    limit = f"{rate_limit}/min" if rate_limit else "off"
+    console.print(
+        f"[bold]fillguard simulator[/bold]  faults={faults} seed={seed} rate limit={limit}"
+    )
+    console.print(f"  REST    {server.base_url}")
+    console.print(f"  stream  {server.stream_url}")
+    console.print(f"  key id  {escape(server.key_id)}")
+    console.print(f"  secret  {secret_line}")
+    if server.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]warning: listening on {escape(server.host)}, not only loopback[/yellow]"
+        )
+    console.print("\nPoint alpaca-py at it:\n")
+    console.print(
+        escape(
+            f'TradingClient("{server.key_id}", "{shown_secret}", url_override="{server.base_url}")\n'
+            f'TradingStream("{server.key_id}", "{shown_secret}", url_override="{server.stream_url}")'
+        )
+    )
+    console.print("\nCtrl-C to stop.")
+    sys.stdout.flush()
+
+
+main.add_command(sim_command)
