@@ -86,7 +86,7 @@ def test_404_means_flat() -> None:
         (pos("-3", "short"), Decimal(-3)),
         (pos("3", "short"), Decimal(-3)),  # abs(qty) + side, as some clients report
         (pos("0.25"), Decimal("0.25")),
-        (lambda: type("P", (), {"qty": "7", "side": "long"})(), Decimal(7)),
+        (type("Position", (), {"qty": "7", "side": "long"}), Decimal(7)),
     ],
 )
 def test_position_quantity_is_signed(answer: Callable[[], Any], qty: Decimal) -> None:
