@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -208,6 +208,8 @@ class SimApi:
         self._window_start = 0.0
         self._window_count = 0
         self._burst_left = 0
+        self._stale_hit = False
+        self._stale_used = False
         self.requests_total = 0
 
     # ------------------------------------------------------------------ entry point
@@ -221,31 +223,53 @@ class SimApi:
             auth = self._authenticate(req)
             if auth is not None:
                 return auth
-            limit_headers, limited = self._rate_limit()
-            if limited is not None:
-                return limited
             faults = self.broker.faults
             rng = self.broker.rng
+            # Every knob that is on draws exactly once per request, whatever then happens to
+            # the request, so switching one knob on never shifts which requests another hits.
             latency = (
                 faults.latency.sample(rng.stream("latency"))
                 if faults.latency.b or faults.latency.a
                 else 0.0
             )
-            if rng.chance("reset", faults.reset_rate):
+            hit = {
+                name: rng.chance(name, rate)
+                for name, rate in (
+                    ("rate_limit_burst", faults.rate_limit_burst_rate),
+                    ("reset", faults.reset_rate),
+                    ("http_error", faults.http_error_rate),
+                    ("hang", faults.hang_rate),
+                    ("stale_read", faults.stale_read_rate),
+                    ("lost_submit", faults.lost_submit_rate),
+                )
+            }
+            error_status = (
+                rng.stream("http_error_status").choice(sorted(_5XX_BODIES))
+                if hit["http_error"]
+                else 500
+            )
+            lost_mode = (
+                rng.stream("lost_submit_mode").choice(faults.lost_submit_modes)
+                if hit["lost_submit"]
+                else None
+            )
+            limit_headers, limited = self._rate_limit(hit["rate_limit_burst"])
+            if limited is not None:
+                return limited
+            if hit["reset"]:
                 self._record_unapplied_post(req, "fault:reset")
                 return ApiResponse(0, delay=latency, fault="reset", fault_name="reset")
-            if rng.chance("http_error", faults.http_error_rate):
-                status = rng.stream("http_error_status").choice(sorted(_5XX_BODIES))
-                body, ctype = _5XX_BODIES[status]
-                self._record_unapplied_post(req, f"fault:{status}")
+            if hit["http_error"]:
+                body, ctype = _5XX_BODIES[error_status]
+                self._record_unapplied_post(req, f"fault:{error_status}")
                 return ApiResponse(
-                    status,
+                    error_status,
                     body,
                     (("content-type", ctype), *limit_headers),
                     delay=latency,
                     fault_name="http_error",
                 )
-            if rng.chance("hang", faults.hang_rate):
+            if hit["hang"]:
                 # No answer within any sane client timeout; nothing is applied.
                 self._record_unapplied_post(req, "fault:hang")
                 return ApiResponse(
@@ -255,8 +279,15 @@ class SimApi:
                     delay=faults.hang_seconds,
                     fault_name="hang",
                 )
-            response = self._route(req, path)
-            response = self._maybe_lose_submit(req, path, response)
+            self._stale_hit = hit["stale_read"]
+            self._stale_used = False
+            try:
+                response = self._route(req, path)
+            finally:
+                self._stale_hit = False
+            if self._stale_used and response.fault_name is None:
+                response = replace(response, fault_name="stale_read")
+            response = self._maybe_lose_submit(req, path, response, lost_mode)
             return ApiResponse(
                 response.status,
                 response.body,
@@ -278,15 +309,16 @@ class SimApi:
             )
         return None
 
-    def _rate_limit(self) -> tuple[tuple[tuple[str, str], ...], ApiResponse | None]:
+    def _rate_limit(self, burst: bool) -> tuple[tuple[tuple[str, str], ...], ApiResponse | None]:
         t = self.broker.t()
         faults = self.broker.faults
-        if self._burst_left > 0:
-            self._burst_left -= 1
-            return (), _json(429, {"code": 42910000, "message": "rate limit exceeded"})
-        if self.broker.rng.chance("rate_limit_burst", faults.rate_limit_burst_rate):
-            self._burst_left = faults.rate_limit_burst_length - 1
-            return (), _json(429, {"code": 42910000, "message": "rate limit exceeded"})
+        if self._burst_left > 0 or burst:
+            if self._burst_left > 0:
+                self._burst_left -= 1
+            else:
+                self._burst_left = faults.rate_limit_burst_length - 1
+            limited = _json(429, {"code": 42910000, "message": "rate limit exceeded"})
+            return (), replace(limited, fault_name="rate_limit_burst")
         if self.rate_limit is None:
             return (), None
         if t - self._window_start >= self.rate_window_seconds:
@@ -311,14 +343,14 @@ class SimApi:
         if req.method == "POST" and req.path.rstrip("/").endswith("/v2/orders"):
             self.broker.record_post(_coid_of(req.body), _body_of(req.body), outcome)
 
-    def _maybe_lose_submit(self, req: ApiRequest, path: str, resp: ApiResponse) -> ApiResponse:
+    def _maybe_lose_submit(
+        self, req: ApiRequest, path: str, resp: ApiResponse, mode: str | None
+    ) -> ApiResponse:
+        if mode is None:
+            return resp
         if not (req.method == "POST" and path == "/v2/orders" and resp.status == 200):
             return resp
         faults = self.broker.faults
-        rng = self.broker.rng
-        if not rng.chance("lost_submit", faults.lost_submit_rate):
-            return resp
-        mode = rng.stream("lost_submit_mode").choice(faults.lost_submit_modes)
         posts = self.broker.posts.get(_coid_of(req.body) or "", [])
         if posts:
             posts[-1]["outcome"] = f"applied, response lost ({mode})"
@@ -440,7 +472,10 @@ class SimApi:
         return _json(207, [{"id": oid, "status": code, "body": None} for oid, code in results])
 
     def _stale(self) -> bool:
-        return self.broker.rng.chance("stale_read", self.broker.faults.stale_read_rate)
+        # Drawn once per request in handle(); a read that uses it is marked stale_read.
+        if self._stale_hit:
+            self._stale_used = True
+        return self._stale_hit
 
     def _by_client_id(self, req: ApiRequest) -> ApiResponse:
         coid = req.arg("client_order_id")
