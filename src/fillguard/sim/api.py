@@ -348,10 +348,12 @@ class SimApi:
     ) -> ApiResponse:
         if mode is None:
             return resp
-        if not (req.method == "POST" and path == "/v2/orders" and resp.status == 200):
+        if not (req.method == "POST" and path.rstrip("/") == "/v2/orders" and resp.status == 200):
             return resp
         faults = self.broker.faults
-        posts = self.broker.posts.get(_coid_of(req.body) or "", [])
+        # The applied order's own client_order_id (minted when the body had none).
+        coid = _coid_of(resp.body)
+        posts = self.broker.posts.get(coid, []) if coid else []
         if posts:
             posts[-1]["outcome"] = f"applied, response lost ({mode})"
         if mode == "reset":
