@@ -38,8 +38,6 @@ from fillguard.sim.prices import PricePath, round_price
 
 __all__ = ["Broker", "BrokerConfig", "OrderRequest", "SimError", "TradeEventRecord"]
 
-_VERSIONS_KEPT = 12
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BrokerConfig:
@@ -263,8 +261,9 @@ class Broker:
         self, order: SimOrder, event: str, t: float, execution: Execution | None = None
     ) -> None:
         snapshot = wire.order_json(order)
+        # Every version is kept (the snapshot is shared with the event record, so this costs
+        # a list slot): a stale read must find the version current at its cutoff.
         order.versions.append((t, snapshot))
-        del order.versions[:-_VERSIONS_KEPT]
         record = TradeEventRecord(
             seq=len(self.events) + 1,
             event=event,
@@ -500,7 +499,6 @@ class Broker:
         position.apply(order.side, qty, price)
         history = self._position_history.setdefault(order.symbol, [])
         history.append((t, position.qty, position.avg_entry_price))
-        del history[:-_VERSIONS_KEPT]
         value = qty * price
         self.cash += -value if order.side == "buy" else value
         cum = order.filled_qty + qty
@@ -605,10 +603,10 @@ class Broker:
         t = self.t()
         if stale and self.faults.stale_read_seconds > 0:
             cutoff = t - self.faults.stale_read_seconds
-            older = [snap for (vt, snap) in order.versions if vt <= cutoff]
-            if not older:
-                raise SimError(404, 40410000, "order not found")
-            return dict(older[-1])
+            for vt, snap in reversed(order.versions):
+                if vt <= cutoff:
+                    return dict(snap)
+            raise SimError(404, 40410000, "order not found")
         return wire.order_json(
             order, hide_price=order.hide_price_until is not None and t < order.hide_price_until
         )
@@ -634,12 +632,11 @@ class Broker:
             for symbol, position in self.positions.items():
                 qty, avg = position.qty, position.avg_entry_price
                 if lag > 0:
-                    seen = [
-                        (q, a)
-                        for (ht, q, a) in self._position_history.get(symbol, [])
-                        if ht <= t - lag
-                    ]
-                    qty, avg = seen[-1] if seen else (Decimal(0), Decimal(0))
+                    qty, avg = Decimal(0), Decimal(0)
+                    for ht, q, a in reversed(self._position_history.get(symbol, [])):
+                        if ht <= t - lag:
+                            qty, avg = q, a
+                            break
                 if qty != 0:
                     view = SimPosition(symbol, position.asset_id, qty, avg)
                     rows.append((view, self.prices.price(symbol, t)))
