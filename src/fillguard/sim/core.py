@@ -174,6 +174,8 @@ class Broker:
         self._seq = 0
         self._tick_scheduled = False
         self._fills_pending: dict[str, int] = {}
+        # Order number per order id: the key of the per-order fault draws.
+        self._order_no: dict[str, int] = {}
 
     def reset(self, faults: FaultProfile | None = None) -> None:
         """Forget everything (orders, positions, cash) and restart the price path at tick 0."""
@@ -321,6 +323,7 @@ class Broker:
                 created_mono=t,
                 updated_at=now,
             )
+            self._order_no[order.id] = len(self.orders)
             self.orders[order.id] = order
             self.by_client_id[coid] = order.id
             self._emit(order, "accepted", t)
@@ -407,7 +410,7 @@ class Broker:
         if order.status != "accepted":
             return  # canceled before routing
         self._transition(order, "pending_new", t)
-        if self.rng.chance("reject", self.faults.reject_rate):
+        if self.rng.chance_for("reject", self.faults.reject_rate, self._order_no[order.id]):
             self._transition(order, "rejected", t)
             return
         self._transition(order, "new", t)
@@ -451,13 +454,15 @@ class Broker:
     def _plan_fills(self, order: SimOrder, t: float) -> None:
         remaining = order.remaining_qty
         due = t + self.config.fill_latency.sample(self.rng.stream("fill_latency"))
-        partial = order.time_in_force != "fok" and self.rng.chance(
-            "partial_fill", self.faults.partial_fill_rate
+        n = self._order_no[order.id]
+        partial = order.time_in_force != "fok" and self.rng.chance_for(
+            "partial_fill", self.faults.partial_fill_rate, n
         )
         parts = [remaining]
         if partial:
-            k = self.rng.stream("partial_fill").randint(2, self.faults.max_partial_fills)
-            parts = split_qty(remaining, k, self.rng.stream("partial_split"))
+            split_rng = self.rng.keyed("partial_split", n)
+            k = split_rng.randint(2, self.faults.max_partial_fills)
+            parts = split_qty(remaining, k, split_rng)
         if order.time_in_force == "ioc" and len(parts) > 1:
             # IOC takes what is there now and cancels the rest.
             self._schedule(due, "fill", order.id, parts[0])
@@ -528,7 +533,9 @@ class Broker:
         if complete:
             order.filled_at = execution.timestamp
             order.filled_mono = t
-            if self.rng.chance("missing_price", self.faults.missing_price_rate):
+            if self.rng.chance_for(
+                "missing_price", self.faults.missing_price_rate, self._order_no[order.id]
+            ):
                 order.hide_price_until = t + self.faults.missing_price_seconds
         order.status = status
         order.updated_at = execution.timestamp
@@ -547,10 +554,11 @@ class Broker:
             t = self.t()
             latency = self.config.cancel_latency.sample(self.rng.stream("cancel_latency"))
             self._transition(order, "pending_cancel", t)
-            if order.status == "pending_cancel" and self.rng.chance(
-                "cancel_race", self.faults.cancel_race_rate
+            n = self._order_no[order.id]
+            if order.status == "pending_cancel" and self.rng.chance_for(
+                "cancel_race", self.faults.cancel_race_rate, n
             ):
-                race_at = t + self.rng.stream("cancel_race").uniform(0, latency * 0.9)
+                race_at = t + self.rng.keyed("cancel_race_at", n).uniform(0, latency * 0.9)
                 self._schedule(race_at, "fill", order.id, order.remaining_qty)
                 self._fills_pending[order.id] = self._fills_pending.get(order.id, 0) + 1
             self._schedule(t + latency, "cancel_done", order.id)

@@ -259,6 +259,22 @@ class FaultRng:
                 rng = self._streams[name] = random.Random(f"fillguard/{self.seed}/{name}")
             return rng
 
+    def keyed(self, name: str, key: object) -> random.Random:
+        """A fresh stream of knob ``name`` for one ``key`` (an order's number).
+
+        Per-order knobs draw here, so what a knob does to an order depends only on the seed
+        and which order it is, never on what other knobs did to earlier orders.
+        """
+        return random.Random(f"fillguard/{self.seed}/{name}/{key}")
+
+    def chance_for(self, name: str, rate: float, key: object) -> bool:
+        """Like :meth:`chance`, drawn from the ``key``'s own stream of knob ``name``."""
+        if rate <= 0.0:
+            return False
+        if rate >= 1.0:
+            return True
+        return self.keyed(name, key).random() < rate
+
     def chance(self, name: str, rate: float) -> bool:
         """Draw from the knob's stream: True with probability ``rate``.
 
