@@ -394,6 +394,8 @@ class FillDetectionEngine:
             return self._unknown(mon, "the broker's final state could not be read in time")
         verification = check.verification
         if verification is not None and verification.is_filled:
+            if check.price_source == "activities":
+                method = f"{method}+activities"
             if snap.filled_avg_price is None:
                 price = self.gateway.fill_price_from_activities(
                     mon.order_id, snap.filled_qty, deadline=mon.final_deadline, stats=mon.stats

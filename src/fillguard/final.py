@@ -10,7 +10,7 @@ budget runs out, in which case it says so (``settled=False``) rather than guess.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from fillguard.clock import Clock
@@ -43,6 +43,8 @@ class FinalCheck:
     verification: FillVerification | None
     settled: bool
     cancel: CancelOutcome | None = None
+    #: Where the fill price came from: ``"order"`` or ``"activities"`` (the FILL activities).
+    price_source: str = "order"
 
     @property
     def filled(self) -> bool:
@@ -161,6 +163,7 @@ class FinalVerificationHandler:
     ) -> FinalCheck:
         last: OrderSnapshot | None = None
         verification: FillVerification | None = None
+        unpriced = 0
         while True:
             try:
                 snap = self.gateway.read(
@@ -182,6 +185,18 @@ class FinalVerificationHandler:
                         status=snap.status,
                         filled_qty=snap.filled_qty,
                     )
+                    unpriced += 1
+                    if unpriced >= 2:
+                        # Still no price on a second look: ask the FILL activities now, while
+                        # the budget allows a request (nothing is sent after the deadline).
+                        price = self.gateway.fill_price_from_activities(
+                            order_id, snap.filled_qty, deadline=deadline, stats=stats
+                        )
+                        if price is not None:
+                            priced = replace(snap, filled_avg_price=price)
+                            return FinalCheck(
+                                priced, verification, True, cancel, price_source="activities"
+                            )
                 elif snap.is_terminal:
                     return FinalCheck(snap, verification, settled=True, cancel=cancel)
                 elif not until_terminal:

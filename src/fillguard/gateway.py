@@ -48,6 +48,9 @@ class OrderGateway:
         self.clock = clock
         self._logger = logger or _logger
 
+    def _past(self, deadline: float | None) -> bool:
+        return deadline is not None and self.clock.monotonic() >= deadline
+
     def read(
         self,
         order_id: str,
@@ -56,7 +59,13 @@ class OrderGateway:
         stats: RetryStats,
         grace_until: float | None = None,
     ) -> OrderSnapshot:
-        """GET the order. Raises TransientError when retries run out, RefusedError if refused."""
+        """GET the order. Raises TransientError when retries run out, RefusedError if refused.
+
+        Nothing is sent once ``deadline`` has passed (TransientError): a request started late
+        could block for a whole request timeout past the caller's budget.
+        """
+        if self._past(deadline):
+            raise TransientError("not sent: the deadline has passed", order_id=order_id)
         not_found_transient = grace_until is not None and self.clock.monotonic() < grace_until
         raw = self.recovery.call(
             lambda: self.client.get_order_by_id(order_id),
@@ -68,7 +77,12 @@ class OrderGateway:
         return OrderSnapshot.from_any(raw)
 
     def cancel(self, order_id: str, *, deadline: float | None, stats: RetryStats) -> CancelOutcome:
-        """Request a cancel. A cancel may be repeated safely, so 5xx and timeouts are retried."""
+        """Request a cancel. A cancel may be repeated safely, so 5xx and timeouts are retried.
+
+        Not sent once ``deadline`` has passed (outcome ``failed``).
+        """
+        if self._past(deadline):
+            return CancelOutcome("failed", None, "not sent: the deadline has passed")
         log_event(self._logger, logging.INFO, "cancel_requested", order_id=order_id)
         try:
             self.recovery.call(
@@ -109,7 +123,7 @@ class OrderGateway:
         null. Returns None when the client cannot list activities or they do not add up.
         """
         get = getattr(self.client, "get", None)
-        if get is None or filled_qty <= 0:
+        if get is None or filled_qty <= 0 or self._past(deadline):
             return None
         try:
             rows = self.recovery.call(
