@@ -421,3 +421,19 @@ def test_run_simulator_frees_port_and_thread() -> None:
         probe.bind(("127.0.0.1", port))  # free again
     assert DEFAULT_KEY_ID == "FILLGUARD-SIM-KEY"
     assert DEFAULT_SECRET_KEY == "FILLGUARD-SIM-SECRET"
+
+
+def test_a_handler_bug_is_a_500_json_and_is_counted() -> None:
+    with run_simulator(port=0) as server:
+
+        def broken(request: Any) -> Any:
+            raise KeyError("boom")
+
+        server.api.handle = broken  # type: ignore[method-assign,assignment]
+        response = requests.get(server.base_url + "/v2/clock", timeout=10)
+        assert response.status_code == 500
+        assert response.json() == {
+            "code": 50010000,
+            "message": "internal server error: KeyError('boom')",
+        }
+        assert server.errors.count == 1

@@ -57,7 +57,6 @@ DEFAULT_SECRET_KEY = "FILLGUARD-SIM-SECRET"
 
 _TICK_SECONDS = 0.005
 _HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_INTERNAL_ERROR = b'{"code":50010000,"message":"internal server error: %s"}'
 
 
 def _set_nodelay(transport: Any) -> None:
@@ -130,9 +129,9 @@ def build_app(api: SimApi, hub: StreamHub, errors: _ErrorCounter | None = None) 
             counter.count += 1
             counter.last = repr(exc)
             log.exception("simulator bug answering %s %s", api_request.method, api_request.path)
-            message = json.dumps(repr(exc))[1:-1].replace("%", "%%").encode()
+            body = {"code": 50010000, "message": f"internal server error: {exc!r}"}
             return Response(
-                _INTERNAL_ERROR % message,
+                json.dumps(body, separators=(",", ":")).encode(),
                 status_code=500,
                 headers={"content-type": "application/json"},
             )
