@@ -8,6 +8,7 @@ compare what the executor logged and reported with what really happened on the w
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,8 +31,12 @@ from fillguard.sim.orders import SimOrder
 KEY = "EXEC-TEST-KEY"
 SECRET = "EXEC-TEST-SECRET"
 
-#: Error events of the retry manager: every failed exchange through it logs exactly one.
+#: Error events of the retry manager: every failed exchange through it logs one (a "retry"
+#: whose wait runs into the deadline is followed by "retries_exhausted" for the same failure).
 ERROR_EVENTS = frozenset({"retry", "call_failed", "retries_exhausted"})
+
+#: One sequence for exchanges and log records, to tell which came first.
+_timeline = itertools.count()
 
 
 # ---------------------------------------------------------------------------------- wire log
@@ -43,6 +48,12 @@ class Exchange:
     path: str
     status: int | None  # None when no response arrived (reset, read timeout)
     error: str | None  # the exception type name, when one was raised
+    seq: int = 0  # position on the shared timeline (see LogCapture.seq)
+
+    @property
+    def failed(self) -> bool:
+        """No 2xx answer."""
+        return self.status is None or self.status >= 400
 
 
 class RecordingAdapter(SimAdapter):
@@ -58,14 +69,10 @@ class RecordingAdapter(SimAdapter):
         try:
             response = super().send(request, *args, **kwargs)
         except requests.RequestException as exc:
-            self.exchanges.append(Exchange(method, path, None, type(exc).__name__))
+            self.exchanges.append(Exchange(method, path, None, type(exc).__name__, next(_timeline)))
             raise
-        self.exchanges.append(Exchange(method, path, response.status_code, None))
+        self.exchanges.append(Exchange(method, path, response.status_code, None, next(_timeline)))
         return response
-
-    def failures(self) -> list[Exchange]:
-        """Exchanges that did not answer 2xx."""
-        return [x for x in self.exchanges if x.status is None or x.status >= 400]
 
 
 # ---------------------------------------------------------------------------------- scripting
@@ -254,7 +261,14 @@ class LogCapture(logging.Handler):
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        record.fg_seq = next(_timeline)
         self.records.append(record)
+
+    @staticmethod
+    def seq(record: logging.LogRecord) -> int:
+        """The record's position on the timeline shared with :class:`Exchange`."""
+        value = getattr(record, "fg_seq", 0)
+        return value if isinstance(value, int) else 0
 
     def clear(self) -> None:
         """Forget what was captured."""
