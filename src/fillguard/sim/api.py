@@ -516,6 +516,10 @@ class SimApi:
             raise _invalid("only one of qty or percentage may be given")
         if qty_s is not None:
             qty = _decimal(qty_s, "qty")
+            # As on submit, at most 9 decimals: qty=1e-99999 made a 100 KB number in the
+            # order's JSON (1e-999999999 a gigabyte).
+            if 0 < qty <= held and qty != qty.quantize(Decimal("0.000000001")):
+                raise _invalid("qty must have at most 9 decimal places")
         elif pct_s is not None:
             pct = _decimal(pct_s, "percentage")
             if not 0 < pct <= 100:
