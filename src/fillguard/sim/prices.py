@@ -78,8 +78,11 @@ class PricePath:
         # Bounded: round_price raises InvalidOperation on a huge price (1e40), a 500 at the API.
         if not price.is_finite() or not 0 < price <= _MAX_PRICE:
             raise ValueError(f"price must be > 0 and at most {_MAX_PRICE}")
+        rounded = round_price(price)
+        if rounded <= 0:  # e.g. 0.00001 rounds to a price of 0
+            raise ValueError(f"price must be at least {_SUB_CENT}")
         tick = self.tick_of(t)
         self.price_at_tick(symbol, tick)
         path = self._paths[symbol]
         del path[tick:]
-        path.append(round_price(price))
+        path.append(rounded)
