@@ -28,7 +28,7 @@ from typing import Any
 from fillguard.clock import Clock, SystemClock
 from fillguard.config import FillDetectionConfig
 from fillguard.errors import InvalidInputError, TransientError
-from fillguard.final import FinalCheck, FinalVerificationHandler
+from fillguard.final import FinalCheck, FinalVerificationHandler, is_older_read
 from fillguard.gateway import OrderGateway
 from fillguard.logs import log_event
 from fillguard.polling import poll_interval
@@ -237,10 +237,24 @@ class FillDetectionEngine:
         mon.checks += 1
         if snap.status is None:
             return None  # garbage read: says nothing; read again
-        self._observe(mon, snap)
+        if not self._observe(mon, snap):
+            return None  # an older version of the order: says nothing new
         return snap
 
-    def _observe(self, mon: _Monitor, snap: OrderSnapshot) -> None:
+    def _observe(self, mon: _Monitor, snap: OrderSnapshot) -> bool:
+        """Take ``snap`` as the latest known state; False (ignored) if it is a stale read."""
+        if mon.last is not None and is_older_read(mon.last, snap):
+            log_event(
+                self._logger,
+                logging.INFO,
+                "stale_read_ignored",
+                order_id=mon.order_id,
+                status=snap.status,
+                filled_qty=snap.filled_qty,
+                known_status=mon.last.status,
+                known_filled_qty=mon.last.filled_qty,
+            )
+            return False
         old = mon.last.status if mon.last is not None else None
         if snap.status != old or (mon.last is not None and snap.filled_qty != mon.last.filled_qty):
             log_event(
@@ -259,6 +273,20 @@ class FillDetectionEngine:
         if mon.client_order_id is None:
             mon.client_order_id = snap.client_order_id
         mon.last = snap
+        return True
+
+    def _freshest(self, mon: _Monitor, check: FinalCheck) -> FinalCheck:
+        """``check``, or what was already known in its place if it read an older version."""
+        if check.snapshot is None or check.snapshot.status is None:
+            return check
+        if self._observe(mon, check.snapshot) or mon.last is None:
+            return check
+        known = mon.last
+        verification = self.verifier.verify_fill(known, submitted_at=mon.submitted_at)
+        settled = (verification.is_filled and known.filled_avg_price is not None) or (
+            known.is_terminal and not verification.is_filled
+        )
+        return FinalCheck(known, verification, settled, check.cancel, check.price_source)
 
     def _fill_missing_price(self, snap: OrderSnapshot, mon: _Monitor) -> bool:
         return snap.filled_avg_price is None and (snap.status == "filled" or snap.quantity_complete)
@@ -326,8 +354,7 @@ class FillDetectionEngine:
         )
         if check.cancel is not None and check.cancel.kind == "accepted":
             mon.cancel_sent = True  # accepted: don't resend, but keep reading to the end
-        if check.snapshot is not None:
-            self._observe(mon, check.snapshot)
+        check = self._freshest(mon, check)
         if not check.settled:
             log_event(
                 self._logger,
@@ -356,8 +383,7 @@ class FillDetectionEngine:
             submitted_at=mon.submitted_at,
             grace_until=mon.grace(),
         )
-        if check.snapshot is not None:
-            self._observe(mon, check.snapshot)
+        check = self._freshest(mon, check)
         if check.filled or check.settled:
             return self._from_final(mon, check, "final_check")
         if check.verification is not None and check.verification.is_filled:
@@ -384,8 +410,7 @@ class FillDetectionEngine:
             submitted_at=mon.submitted_at,
             grace_until=mon.grace(),
         )
-        if post.snapshot is not None:
-            self._observe(mon, post.snapshot)
+        post = self._freshest(mon, post)
         return self._from_final(mon, post, "cancel_verification")
 
     def _from_final(self, mon: _Monitor, check: FinalCheck, method: str) -> FillResult:

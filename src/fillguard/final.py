@@ -23,12 +23,23 @@ from fillguard.retry import RetryStats
 from fillguard.snapshot import OrderSnapshot
 from fillguard.verify import MultiMethodVerifier
 
-__all__ = ["FinalCheck", "FinalVerificationHandler"]
+__all__ = ["FinalCheck", "FinalVerificationHandler", "is_older_read"]
 
 _logger = logging.getLogger("fillguard.final")
 
 # Live statuses in which a cancel that failed to arrive is worth sending again.
 _RESEND = frozenset({"accepted", "pending_new", "new", "partially_filled"})
+
+
+def is_older_read(known: OrderSnapshot, new: OrderSnapshot) -> bool:
+    """Whether ``new`` shows an earlier state of the order than ``known`` (a stale read).
+
+    Filled quantity never shrinks and a terminal status never changes, so a read that says
+    otherwise is an older version of the order, not news.
+    """
+    if new.filled_qty < known.filled_qty:
+        return True
+    return known.is_terminal and new.status != known.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +181,18 @@ class FinalVerificationHandler:
                     order_id, deadline=deadline, stats=stats, grace_until=grace_until
                 )
             except TransientError:
+                snap = None
+            if snap is not None and last is not None and is_older_read(last, snap):
+                log_event(
+                    self._logger,
+                    logging.INFO,
+                    "stale_read_ignored",
+                    order_id=order_id,
+                    status=snap.status,
+                    filled_qty=snap.filled_qty,
+                    known_status=last.status,
+                    known_filled_qty=last.filled_qty,
+                )
                 snap = None
             if snap is not None and snap.status is not None:
                 last = snap
