@@ -321,6 +321,10 @@ class SimApi:
             return (), replace(limited, fault_name="rate_limit_burst")
         if self.rate_limit is None:
             return (), None
+        if t < self._window_start:
+            # The broker was reset: its clock restarted at 0, so the window restarts too.
+            self._window_start = 0.0
+            self._window_count = 0
         if t - self._window_start >= self.rate_window_seconds:
             self._window_start = t - ((t - self._window_start) % self.rate_window_seconds)
             self._window_count = 0
