@@ -487,6 +487,21 @@ def test_rate_limiter_answers_429_past_n_per_window_with_headers() -> None:
     assert sim.handle("GET", "/v2/account").status == 200
 
 
+def test_rate_limit_window_restarts_after_a_sim_reset() -> None:
+    """After /_sim/reset (the broker clock restarts at 0) the limit window is at most a minute."""
+    sim = sim_with(rate_limit=3)
+    sim.advance(130)
+    assert sim.handle("GET", "/v2/account").status == 200
+    assert sim.handle("POST", "/_sim/reset").status == 200
+    for _ in range(3):
+        assert sim.handle("GET", "/v2/account").status == 200
+    r = sim.handle("GET", "/v2/account")
+    assert r.status == 429
+    assert int(dict(r.headers)["x-ratelimit-reset"]) <= math.ceil(sim.clock.now().timestamp() + 60)
+    sim.advance(60)
+    assert sim.handle("GET", "/v2/account").status == 200
+
+
 def test_rate_limit_none_is_off() -> None:
     """rate_limit=None: no 429 and no X-Ratelimit headers, however many requests."""
     sim = sim_with(rate_limit=None)
