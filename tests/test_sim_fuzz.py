@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from fillguard.sim.api import ApiRequest, ApiResponse
 from fillguard.sim.core import BrokerConfig
-from tests.sim_support import AUTH, Sim, check_ledger, check_ledger_json, make_sim
+from tests.sim_support import (
+    AUTH,
+    Sim,
+    check_ledger,
+    check_ledger_json,
+    make_sim,
+    order_request,
+)
 
 CONFIG = BrokerConfig(initial_prices=(("AAPL", Decimal(100)), ("MSFT", Decimal(400))))
 
@@ -279,3 +286,27 @@ def test_fuzzed_order_bodies_are_200_403_or_422(body: dict[str, Any]) -> None:
     assert sum(len(v) for v in posts.values()) == 1
     sim.advance(5)
     check_ledger(sim.broker)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(seed=st.integers(0, 2**16), steps=st.integers(1, 10), data=st.data())
+def test_hostile_faults_give_5xx_only_as_injected_faults(
+    seed: int, steps: int, data: st.DataObject
+) -> None:
+    """Under the hostile profile a 5xx or reset always names the knob that fired; ledger sound."""
+    sim = make_sim(seed=seed, faults="hostile", rate_limit=None, config=CONFIG)
+    sim.broker.submit(order_request(qty=Decimal(5)))
+    sim.broker.submit(order_request(symbol="MSFT", type="limit", limit_price=Decimal(390)))
+    sim.advance(1)
+    for _ in range(steps):
+        resp = sim.api.handle(interesting_request(sim, data))
+        if resp.status >= 500 or resp.fault is not None:
+            assert resp.fault_name in ("http_error", "hang", "reset", "lost_submit"), resp
+        sim.advance(data.draw(st.sampled_from([0.0, 0.05, 0.5, 2.0])))
+    sim.advance(30)
+    check_ledger(sim.broker)
+    check_ledger_json(sim.api)
