@@ -369,10 +369,12 @@ class SmartOrderExecutor:
                     found = self._lookup(coid, stats)
                     if isinstance(found, OrderSnapshot):
                         return found, attempts, None
+                    # The broker has an order with this id: never report it as not placed.
                     return (
                         None,
                         attempts,
-                        f"client_order_id {coid} already used but the order could not be read",
+                        f"outcome unknown: client_order_id {coid} is already used at the "
+                        "broker, but that order could not be read",
                     )
                 log_event(
                     self._logger,
