@@ -589,3 +589,26 @@ def test_trade_result_shortcuts() -> None:
     assert result.filled_qty == 2
     assert result.fill_price is not None
     assert result.api_calls >= 3
+
+
+def test_duplicate_whose_order_cannot_be_read_is_not_reported_as_not_placed() -> None:
+    # The broker says the client_order_id is taken (so an order exists), but every lookup
+    # fails: the result must not claim "not placed" (order_id None means never accepted).
+    rig = make_rig(config=fast_config(max_retries=0))
+    existing = rig.broker.submit(
+        OrderRequest(
+            symbol="AAPL",
+            side="buy",
+            type="market",
+            time_in_force="day",
+            qty=Decimal(1),
+            client_order_id="dup-2",
+        )
+    )
+    script(rig.api, answer_with(503, method="GET", path=BY_COID, times=100))
+    result = rig.trade("AAPL", "buy", 1, client_order_id="dup-2")
+    assert rig.orders_of("dup-2") == [existing]
+    assert result.order_id is None
+    assert result.error is not None
+    assert result.error.startswith("outcome unknown"), result.error
+    assert len(rig.posts("dup-2")) == 1
