@@ -190,3 +190,23 @@ def test_rough_day_one_order_per_trade(sim: SimServer) -> None:
             check_against_ledger(sim, result)
         elif not (result.error or "").startswith("outcome unknown"):
             assert orders_of(sim, result.client_order_id) == []
+
+
+def test_threads_trading_one_symbol_keep_the_book_equal_to_the_broker(sim: SimServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sim.set_faults({"position_lag_seconds": 0.1})
+    executor = SmartOrderExecutor(sim.trading_client(), config())
+    plan = [("TSLA", "buy", 2), ("TSLA", "buy", 1), ("META", "buy", 3)] * 3
+    with capture_logs() as logs, ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda t: executor.execute_trade(*t), plan))
+    ledger = sim.ledger()
+    for result in results:
+        check_against_ledger(sim, result)
+        assert result.filled
+    for symbol in ("TSLA", "META"):
+        broker = Decimal(ledger["positions"][symbol]["qty"])
+        assert executor.expected_position(symbol) == broker
+    assert logs.events("position_synced") == [], "a false mismatch between our own trades"
+    # every trade that checked alone saw a consistent position
+    assert all(r.consistency.consistent for r in results if r.consistency is not None)
