@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -363,11 +364,17 @@ def test_missing_price_shows_filled_without_price_for_a_while() -> None:
 
 
 def test_cancel_race_fills_during_pending_cancel() -> None:
-    """cancel_race_rate=1: a cancel (204) on a resting order ends filled; with 0 it ends canceled."""
+    """cancel_race_rate=1: a cancel (204) on a routed, fillable order ends filled; with 0, canceled.
+
+    Fills are slow (5 s) and cancels quick (1 s), so without the race the cancel always wins.
+    A resting limit the market never reached ends canceled whatever the rate.
+    """
+    slow = replace(FLAT, fill_latency=Latency("fixed", 5.0), cancel_latency=Latency("fixed", 1.0))
     outcomes = {}
     for rate in (0.0, 1.0):
-        sim = sim_with(cancel_race_rate=rate)
-        order = sim.client.submit_order(
+        sim = make_sim(seed=1, faults={"cancel_race_rate": rate}, config=slow)
+        order = sim.client.submit_order(market(qty=5))
+        resting = sim.client.submit_order(
             LimitOrderRequest(
                 symbol="AAPL",
                 qty=5,
@@ -376,11 +383,13 @@ def test_cancel_race_fills_during_pending_cancel() -> None:
                 limit_price=90,
             )
         )
-        sim.advance(2)
-        assert sim.client.cancel_order_by_id(order.id) is None
-        assert sim.client.get_order_by_id(order.id).status == "pending_cancel"
+        sim.advance(0.5)
+        for o in (order, resting):
+            assert sim.client.cancel_order_by_id(o.id) is None
+            assert sim.client.get_order_by_id(o.id).status == "pending_cancel"
         sim.advance(2)
         outcomes[rate] = sim.client.get_order_by_id(order.id).status
+        assert sim.client.get_order_by_id(resting.id).status == "canceled"
         check_ledger(sim.broker)
     assert outcomes == {0.0: "canceled", 1.0: "filled"}
 

@@ -553,11 +553,13 @@ class Broker:
                 raise SimError(422, 42210000, f'order is already in "{order.status}" state')
             t = self.t()
             latency = self.config.cancel_latency.sample(self.rng.stream("cancel_latency"))
+            # Only a routed order that the market can fill may race its cancel: an order
+            # still being accepted, or a limit the price has not reached, cannot fill.
+            can_fill = order.status in ("new", "partially_filled") and self._crosses(order, t)
             self._transition(order, "pending_cancel", t)
             n = self._order_no[order.id]
-            if order.status == "pending_cancel" and self.rng.chance_for(
-                "cancel_race", self.faults.cancel_race_rate, n
-            ):
+            race = self.rng.chance_for("cancel_race", self.faults.cancel_race_rate, n)
+            if race and can_fill and order.status == "pending_cancel":
                 race_at = t + self.rng.keyed("cancel_race_at", n).uniform(0, latency * 0.9)
                 self._schedule(race_at, "fill", order.id, order.remaining_qty)
                 self._fills_pending[order.id] = self._fills_pending.get(order.id, 0) + 1
