@@ -612,3 +612,55 @@ def test_duplicate_whose_order_cannot_be_read_is_not_reported_as_not_placed() ->
     assert result.error is not None
     assert result.error.startswith("outcome unknown"), result.error
     assert len(rig.posts("dup-2")) == 1
+
+
+# ------------------------------------------------------------------ orders left open
+
+
+def test_order_left_open_at_the_deadline_is_booked_when_it_fills_later() -> None:
+    """A limit left open (no cancel at the deadline) that fills later is booked, with no mismatch."""
+    rig = make_rig(config=fast_config(timeout=1.0, cancel_on_timeout=False))
+    price = rig.broker.price("AAPL")
+    resting = rig.trade(
+        "AAPL",
+        "buy",
+        Decimal(4),
+        order_type="limit",
+        limit_price=(price * Decimal("0.5")).quantize(Decimal("0.01")),
+        time_in_force="gtc",
+    )
+    assert resting.status is FillStatus.TIMEOUT
+    assert resting.fill is not None
+    assert resting.fill.order_open
+    assert rig.executor.open_orders("AAPL") == {resting.order_id: Decimal(0)}
+    rig.broker.set_price("AAPL", price * Decimal("0.4"))  # the market comes down to the limit
+    rig.advance(2.0)
+    assert rig.position("AAPL") == Decimal(4)
+
+    nxt = rig.trade("AAPL", "buy", Decimal(1))
+    assert nxt.filled
+    assert nxt.consistency is not None
+    assert nxt.consistency.consistent, nxt.consistency
+    assert rig.executor.expected_position("AAPL") == Decimal(5) == rig.position("AAPL")
+    assert rig.executor.open_orders("AAPL") == {}
+
+
+def test_position_check_waits_while_our_order_is_still_open() -> None:
+    """No check (and so no sync) while one of our orders may still fill: it would double count."""
+    rig = make_rig(config=fast_config(timeout=1.0, cancel_on_timeout=False))
+    price = rig.broker.price("AAPL")
+    rig.trade(
+        "AAPL",
+        "buy",
+        Decimal(2),
+        order_type="limit",
+        limit_price=(price * Decimal("0.5")).quantize(Decimal("0.01")),
+        time_in_force="gtc",
+    )
+    with capture_logs() as logs:
+        nxt = rig.trade("AAPL", "buy", Decimal(1))
+    assert nxt.filled
+    assert nxt.consistency is None
+    assert any(f.get("reason") == "orders still open" for f in logs.fields("consistency_deferred"))
+    assert not logs.events("position_synced")
+    assert rig.executor.expected_position("AAPL") == rig.position("AAPL") == Decimal(1)

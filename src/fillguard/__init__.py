@@ -4,6 +4,7 @@ import logging
 
 from fillguard.clock import Clock, FakeClock, SystemClock
 from fillguard.config import FillDetectionConfig
+from fillguard.consistency import ConsistencyResult, StateConsistencyValidator
 from fillguard.engine import FillDetectionEngine
 from fillguard.errors import (
     BrokerError,
@@ -13,6 +14,7 @@ from fillguard.errors import (
     RefusedError,
     TransientError,
 )
+from fillguard.executor import OrderConfig, SmartOrderExecutor, TradeResult
 from fillguard.final import FinalCheck, FinalVerificationHandler
 from fillguard.logs import JsonFormatter
 from fillguard.results import FillResult, FillStatus, FillVerification
@@ -28,6 +30,7 @@ logging.getLogger("fillguard").addHandler(logging.NullHandler())
 __all__ = [
     "BrokerError",
     "Clock",
+    "ConsistencyResult",
     "ErrorRecoveryManager",
     "FakeClock",
     "FillDetectionConfig",
@@ -41,10 +44,14 @@ __all__ = [
     "InvalidInputError",
     "JsonFormatter",
     "MultiMethodVerifier",
+    "OrderConfig",
     "OrderSnapshot",
     "OutcomeUnknownError",
     "RefusedError",
+    "SmartOrderExecutor",
+    "StateConsistencyValidator",
     "SystemClock",
+    "TradeResult",
     "TransientError",
     "__version__",
 ]

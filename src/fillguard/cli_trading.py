@@ -176,8 +176,14 @@ def watch_command(
         raise click.BadParameter("must be > 0", param_hint="--timeout")
     client = _client(live, base_url)
     # Watching someone's order must not cancel its remainder unless asked to.
+    # The id is the user's, so it exists: a 404 past a short grace means a wrong id. The final
+    # check is bounded by the watch time too, so --timeout bounds the whole command.
     config = FillDetectionConfig(
-        timeout_seconds=timeout, cancel_on_timeout=cancel_on_timeout, partial_fill_policy="wait"
+        timeout_seconds=timeout,
+        cancel_on_timeout=cancel_on_timeout,
+        partial_fill_policy="wait",
+        final_verification_seconds=max(0.5, min(10.0, timeout)),
+        not_found_grace_seconds=min(1.0, timeout),
     )
     try:
         result = FillDetectionEngine(client, config).monitor_order_fill(order_id)

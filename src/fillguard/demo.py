@@ -185,6 +185,10 @@ def run_demo(
         with ThreadPoolExecutor(max_workers=len(by_symbol)) as pool:
             for future in [pool.submit(run_symbol, ts) for ts in by_symbol.values()]:
                 future.result()
+        # Orders that ended UNKNOWN or open may have filled since: book that first, then
+        # read the ledger, so both views are of the same moment.
+        for symbol in by_symbol:
+            executor.reconcile_open_orders(symbol)
         ledger = sim.ledger()
         check_against_ledger(report, results, ledger)
         for symbol in by_symbol:

@@ -511,6 +511,7 @@ class FillDetectionEngine:
             slippage_exceeded=exceeded,
             poll_intervals=tuple(mon.intervals),
             error=error,
+            order_open=status is FillStatus.UNKNOWN or snap.is_open,
         )
         if status is FillStatus.FILLED:
             log_event(

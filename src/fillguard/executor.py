@@ -195,6 +195,8 @@ class SmartOrderExecutor:
         self._lock = threading.Lock()
         self._expected: dict[str, Decimal] = {}
         self._inflight: dict[str, int] = {}
+        # Our orders that may still fill: symbol -> order id -> (side, qty already booked).
+        self._open_orders: dict[str, dict[str, tuple[str, Decimal]]] = {}
         self._symbol_locks: dict[str, threading.Lock] = {}
 
     # ------------------------------------------------------------------ public API
@@ -576,51 +578,119 @@ class SmartOrderExecutor:
             log_event(self._logger, logging.INFO, "position_baseline", symbol=symbol, qty=qty)
 
     def _after_fill(self, intent: _Intent, fill: FillResult) -> ConsistencyResult | None:
-        if not self.config.consistency_check or fill.filled_qty <= 0:
+        """Book the fill, catch up on our orders still open, then check the broker's position."""
+        symbol = intent.symbol
+        if not self.config.consistency_check:
             return None
-        if fill.status is FillStatus.UNKNOWN:
-            # The order may still be filling: a check now would sync to a moving target.
-            log_event(
-                self._logger,
-                logging.WARNING,
-                "consistency_deferred",
-                symbol=intent.symbol,
-                order_id=fill.order_id,
-                reason="final state unknown",
-            )
-            return None
-        signed = fill.filled_qty if intent.side == "buy" else -fill.filled_qty
-        with self._symbol_lock(intent.symbol):
+        with self._symbol_lock(symbol):
             with self._lock:
-                if intent.symbol not in self._expected:
+                if symbol not in self._expected:
                     return None  # no baseline: nothing to compare against
-                self._expected[intent.symbol] += signed
-                expected = self._expected[intent.symbol]
-                alone = self._inflight.get(intent.symbol, 0) <= 1
-            if not alone:
+                if fill.filled_qty > 0:
+                    self._expected[symbol] += _signed(intent.side, fill.filled_qty)
+                if fill.order_open:
+                    # It may fill more after we stopped watching: remember what we counted.
+                    self._open_orders.setdefault(symbol, {})[fill.order_id] = (
+                        intent.side,
+                        fill.filled_qty,
+                    )
+            caught_up = self.reconcile_open_orders(symbol)
+            if fill.filled_qty <= 0 and not caught_up:
+                return None
+            with self._lock:
+                expected = self._expected[symbol]
+                alone = self._inflight.get(symbol, 0) <= 1
+                still_open = len(self._open_orders.get(symbol, {}))
+            if not alone or still_open:
+                # Another order could fill during the check and look like a mismatch; a sync
+                # then would count that fill twice. Check when the symbol is quiet.
                 log_event(
                     self._logger,
                     logging.INFO,
                     "consistency_deferred",
-                    symbol=intent.symbol,
+                    symbol=symbol,
                     order_id=fill.order_id,
-                    reason="other orders in flight",
+                    reason="other orders in flight" if not alone else "orders still open",
+                    open_orders=still_open,
                 )
                 return None
-            result = self.validator.validate_fill_consistency(intent.symbol, expected)
+            result = self.validator.validate_fill_consistency(symbol, expected)
             if not result.consistent and result.broker_qty is not None:
                 with self._lock:
-                    self._expected[intent.symbol] = result.broker_qty
+                    self._expected[symbol] = result.broker_qty
                 log_event(
                     self._logger,
                     logging.ERROR,
                     "position_synced",
-                    symbol=intent.symbol,
+                    symbol=symbol,
                     old_expected=expected,
                     broker_qty=result.broker_qty,
                     delta=result.broker_qty - expected,
                 )
             return result
+
+    def open_orders(self, symbol: str) -> dict[str, Decimal]:
+        """Our orders in ``symbol`` that may still fill, with the quantity booked for each."""
+        with self._lock:
+            return {
+                oid: qty for oid, (_side, qty) in self._open_orders.get(symbol.upper(), {}).items()
+            }
+
+    def reconcile_open_orders(self, symbol: str) -> bool:
+        """Read our orders in ``symbol`` that were still open and book any fill they gained.
+
+        Cumulative ``filled_qty`` only grows, so the new part is the difference from what was
+        booked (a stale read showing less is ignored). Orders now terminal are forgotten.
+        Returns whether the book changed.
+        """
+        symbol = symbol.upper()
+        with self._lock:
+            tracked = dict(self._open_orders.get(symbol, {}))
+        changed = False
+        for order_id, (side, booked) in tracked.items():
+            deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
+            try:
+                snap = self.engine.gateway.read(
+                    order_id, deadline=deadline, stats=RetryStats(), grace_until=math.inf
+                )
+            except BrokerError as err:
+                log_event(
+                    self._logger,
+                    logging.WARNING,
+                    "open_order_unreadable",
+                    symbol=symbol,
+                    order_id=order_id,
+                    error=str(err),
+                )
+                continue
+            gained = snap.filled_qty - booked
+            with self._lock:
+                orders = self._open_orders.setdefault(symbol, {})
+                if gained > 0:
+                    self._expected[symbol] = self._expected.get(symbol, Decimal(0)) + _signed(
+                        side, gained
+                    )
+                    orders[order_id] = (side, snap.filled_qty)
+                    changed = True
+                if snap.is_terminal:
+                    orders.pop(order_id, None)
+            if gained > 0 or snap.is_terminal:
+                log_event(
+                    self._logger,
+                    logging.INFO,
+                    "open_order_reconciled",
+                    symbol=symbol,
+                    order_id=order_id,
+                    status=snap.status,
+                    booked_qty=booked,
+                    filled_qty=snap.filled_qty,
+                    gained=max(gained, Decimal(0)),
+                )
+        return changed
+
+
+def _signed(side: str, qty: Decimal) -> Decimal:
+    return qty if side == "buy" else -qty
 
 
 def _validate(

@@ -98,6 +98,9 @@ class FillResult:
     slippage_exceeded: bool
     poll_intervals: tuple[float, ...] = field(default=())
     error: str | None = None
+    # True when the broker still showed the order live at the end (or its state is unknown):
+    # it may fill more later, so a caller keeping books must look again.
+    order_open: bool = False
 
     def __post_init__(self) -> None:
         """Enforce ``filled`` iff FILLED, and that a fill has a positive price and quantity."""
@@ -137,4 +140,5 @@ class FillResult:
             "slippage_exceeded": self.slippage_exceeded,
             "poll_intervals": list(self.poll_intervals),
             "error": self.error,
+            "order_open": self.order_open,
         }
