@@ -53,6 +53,36 @@ def _client(live: bool, base_url: str | None) -> Any:
     return TradingClient(key, secret, paper=not live, url_override=url)
 
 
+_POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+
+
+def _broker_options(command: Any) -> Any:
+    """The options every command that talks to Alpaca takes (endpoint, output, logging)."""
+    for option in reversed(
+        (
+            click.option(
+                "--live", is_flag=True, help="Use the live endpoint, real money (default: paper)."
+            ),
+            click.option(
+                "--base-url",
+                default=None,
+                help="Point at another server, e.g. a fillguard simulator.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+            click.option("-v", "--verbose", count=True, help="Log to stderr (-vv for debug)."),
+            click.option("--log-json", is_flag=True, help="Log JSON lines to stderr."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _connect(live: bool, base_url: str | None, verbose: int, log_json: bool) -> Any:
+    """Set up logging and build the client (a clear usage error for missing keys)."""
+    _setup_logging(verbose, log_json)
+    return _client(live, base_url)
+
+
 def _fill_payload(fill: FillResult | None) -> dict[str, Any] | None:
     return None if fill is None else fill.to_log_dict()
 
@@ -63,7 +93,11 @@ def _fill_payload(fill: FillResult | None) -> dict[str, Any] | None:
 @click.argument("qty")
 @click.option("--limit", "limit_price", default=None, help="Limit price (makes it a limit order).")
 @click.option(
-    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the fill."
+    "--timeout",
+    type=_POSITIVE_SECONDS,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the fill.",
 )
 @click.option(
     "--tif",
@@ -74,15 +108,7 @@ def _fill_payload(fill: FillResult | None) -> dict[str, Any] | None:
     help="Time in force.",
 )
 @click.option("--client-order-id", default=None, help="Your idempotency key (minted if absent).")
-@click.option(
-    "--live", is_flag=True, help="Trade REAL money on api.alpaca.markets (default: paper)."
-)
-@click.option(
-    "--base-url", default=None, help="Point at another server, e.g. a fillguard simulator."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("-v", "--verbose", count=True, help="Log to stderr (-vv for debug).")
-@click.option("--log-json", is_flag=True, help="Log JSON lines to stderr.")
+@_broker_options
 def execute_command(
     symbol: str,
     side: str,
@@ -100,10 +126,7 @@ def execute_command(
     """Execute one trade and report the broker's truth about it."""
     from fillguard.executor import OrderConfig, SmartOrderExecutor
 
-    _setup_logging(verbose, log_json)
-    if timeout <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--timeout")
-    client = _client(live, base_url)
+    client = _connect(live, base_url, verbose, log_json)
     config = OrderConfig(fill_detection=FillDetectionConfig(timeout_seconds=timeout))
     executor = SmartOrderExecutor(client, config)
     try:
@@ -147,17 +170,13 @@ def execute_command(
 
 @click.command("watch")
 @click.argument("order_id")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to watch.")
+@click.option(
+    "--timeout", type=_POSITIVE_SECONDS, default=60.0, show_default=True, help="Seconds to watch."
+)
 @click.option(
     "--cancel-on-timeout", is_flag=True, help="Cancel the order if it is still open at the end."
 )
-@click.option("--live", is_flag=True, help="Use the live endpoint (default: paper).")
-@click.option(
-    "--base-url", default=None, help="Point at another server, e.g. a fillguard simulator."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("-v", "--verbose", count=True, help="Log to stderr (-vv for debug).")
-@click.option("--log-json", is_flag=True, help="Log JSON lines to stderr.")
+@_broker_options
 def watch_command(
     order_id: str,
     timeout: float,
@@ -171,10 +190,7 @@ def watch_command(
     """Watch an existing order until it fills, ends or the timeout passes (no cancel by default)."""
     from fillguard.engine import FillDetectionEngine
 
-    _setup_logging(verbose, log_json)
-    if timeout <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--timeout")
-    client = _client(live, base_url)
+    client = _connect(live, base_url, verbose, log_json)
     # Watching someone's order must not cancel its remainder unless asked to.
     # The id is the user's, so it exists: a 404 past a short grace means a wrong id. The final
     # check is bounded by the watch time too, so --timeout bounds the whole command.
@@ -236,7 +252,11 @@ def _print(payload: dict[str, Any], as_json: bool) -> None:
     help="Symbols traded in parallel.",
 )
 @click.option(
-    "--timeout", type=float, default=4.0, show_default=True, help="Fill timeout per order, seconds."
+    "--timeout",
+    type=_POSITIVE_SECONDS,
+    default=4.0,
+    show_default=True,
+    help="Fill timeout per order, seconds.",
 )
 @click.option("--legacy", is_flag=True, help="Use the legacy polling loop instead of the engine.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs and CI).")
@@ -260,8 +280,6 @@ def demo_command(
         profile_from(faults)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--faults") from None
-    if timeout <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--timeout")
     console = Console()
     options = DemoOptions(
         orders=orders, faults=faults, seed=seed, symbols=symbols, timeout_seconds=timeout
