@@ -315,7 +315,14 @@ def test_notify_wakes_a_waiting_monitor_in_fake_time() -> None:
 
 def test_notify_wakes_a_waiting_monitor_in_real_time() -> None:
     state = {"order": new()}
-    client = ScriptedClient([lambda: state["order"]])
+    first_read = threading.Event()
+
+    def read() -> Any:
+        order = state["order"]
+        first_read.set()
+        return order
+
+    client = ScriptedClient([read])
     eng = FillDetectionEngine(
         client,
         fast_config(initial_poll_interval=10, max_poll_interval=10, timeout_seconds=20),
@@ -325,8 +332,7 @@ def test_notify_wakes_a_waiting_monitor_in_real_time() -> None:
     thread = threading.Thread(target=lambda: results.append(eng.monitor_order_fill(ORDER_ID)))
     started = time.monotonic()
     thread.start()
-    while client.count("get_order_by_id") == 0:
-        time.sleep(0.005)
+    assert first_read.wait(5)
     state["order"] = filled()
     time.sleep(0.05)
     assert eng.notify(ORDER_ID)
@@ -848,3 +854,32 @@ def test_one_engine_many_threads_many_orders_no_cross_talk() -> None:
         assert result.filled, result
         assert_matches_ledger(result, broker.orders[order.id])
     assert eng.notify(orders[0].id) is False  # every wake-up cleaned up
+
+
+def test_notify_wakes_every_monitor_of_the_same_order() -> None:
+    state = {"order": new()}
+    client = ScriptedClient([lambda: state["order"]])
+    eng = FillDetectionEngine(
+        client,
+        fast_config(initial_poll_interval=10, max_poll_interval=10, timeout_seconds=20),
+        clock=SystemClock(),
+    )
+    results: list[FillResult] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(eng.monitor_order_fill(ORDER_ID)))
+        for _ in range(2)
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    give_up = time.monotonic() + 5
+    while client.count("get_order_by_id") < 2 and time.monotonic() < give_up:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    state["order"] = filled()
+    assert eng.notify(ORDER_ID)
+    for thread in threads:
+        thread.join(5)
+    assert [r.filled for r in results] == [True, True]
+    assert time.monotonic() - started < 3.0
+    assert not eng.notify(ORDER_ID)

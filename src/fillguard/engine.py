@@ -108,17 +108,17 @@ class FillDetectionEngine:
             self.gateway, self.config, self.clock, verifier=self.verifier
         )
         self._wake_lock = threading.Lock()
-        self._wakeups: dict[str, threading.Event] = {}
+        # Every monitor of an order has its own event (one order may be watched twice).
+        self._wakeups: dict[str, list[threading.Event]] = {}
 
     # ------------------------------------------------------------------ wake-ups
     def notify(self, order_id: str) -> bool:
-        """Wake the monitor of ``order_id`` now (e.g. a stream event arrived). False if none."""
+        """Wake every monitor of ``order_id`` now (e.g. a stream event arrived). False if none."""
         with self._wake_lock:
-            event = self._wakeups.get(str(order_id))
-        if event is None:
-            return False
-        event.set()
-        return True
+            events = list(self._wakeups.get(str(order_id), ()))
+        for event in events:
+            event.set()
+        return bool(events)
 
     # ------------------------------------------------------------------ public API
     def monitor_order_fill(
@@ -160,7 +160,7 @@ class FillDetectionEngine:
         )
         wake = threading.Event()
         with self._wake_lock:
-            self._wakeups[order_id] = wake
+            self._wakeups.setdefault(order_id, []).append(wake)
         log_event(
             self._logger,
             logging.INFO,
@@ -175,8 +175,10 @@ class FillDetectionEngine:
             result = self._run(mon, wake)
         finally:
             with self._wake_lock:
-                if self._wakeups.get(order_id) is wake:
-                    del self._wakeups[order_id]
+                waiting = self._wakeups.get(order_id, [])
+                waiting[:] = [event for event in waiting if event is not wake]
+                if not waiting:
+                    self._wakeups.pop(order_id, None)
         log_event(self._logger, logging.INFO, "monitoring_finished", **result.to_log_dict())
         return result
 
