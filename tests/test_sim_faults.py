@@ -768,3 +768,13 @@ def test_fault_rng_streams_are_independent_and_seeded() -> None:
         b.chance("x", 1.0)
     assert [b.chance("x", 0.5) for _ in range(50)] == draws_a
     assert [FaultRng(2).chance("x", 0.5) for _ in range(50)] != draws_a
+
+
+def test_switching_rate_limit_bursts_off_ends_a_burst_under_way() -> None:
+    """A 429 burst stops as soon as the knob is set back to 0."""
+    sim = sim_with(rate_limit_burst_rate=1.0, rate_limit_burst_length=50)
+    with pytest.raises(APIError) as info:
+        sim.client.get_account()
+    assert info.value.status_code == 429
+    sim.broker.set_faults(sim.broker.faults.with_(rate_limit_burst_rate=0.0))
+    assert sim.client.get_account().status == "ACTIVE"

@@ -312,6 +312,8 @@ class SimApi:
     def _rate_limit(self, burst: bool) -> tuple[tuple[tuple[str, str], ...], ApiResponse | None]:
         t = self.broker.t()
         faults = self.broker.faults
+        if faults.rate_limit_burst_rate <= 0:
+            self._burst_left = 0  # the knob was switched off: a burst under way ends with it
         if self._burst_left > 0 or burst:
             if self._burst_left > 0:
                 self._burst_left -= 1
