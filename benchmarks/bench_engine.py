@@ -22,13 +22,8 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
-import os
-import platform
 import random
-import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
@@ -46,6 +41,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderStatus
 from alpaca.trading.models import Order
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+from support import machine, sim_process
 
 from fillguard import FillDetectionConfig, FillDetectionEngine, FillResult, FillStatus
 from fillguard.clock import SystemClock
@@ -59,24 +55,6 @@ from fillguard.transport import own_transport
 from fillguard.verify import MultiMethodVerifier
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD", "INTC", "ORCL"]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import alpaca
-
-    version = getattr(alpaca, "__version__", "?")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}; "
-        f"Python {platform.python_version()}, alpaca-py {version}; "
-        f"{platform.system()} {platform.release()}; load average at start {load:.2f}"
-    )
 
 
 # ---------------------------------------------------------------------------------- (a) CPU
@@ -252,36 +230,8 @@ def bench_memory(n: int) -> dict[str, float]:
 @contextlib.contextmanager
 def server(seed: int, faults: str) -> Iterator[str]:
     """The simulator in its own process on a free loopback port, rate limit off."""
-    script = Path(sys.executable).with_name("fillguard")
-    cmd = (
-        [str(script)]
-        if script.exists()
-        else [sys.executable, "-c", "from fillguard.cli import main; main()"]
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
-    proc = subprocess.Popen(
-        [*cmd, "sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed), "--faults", faults],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        for line in proc.stdout:
-            m = re.search(r"REST\s+(http://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
-        if url is None:
-            raise RuntimeError("simulator did not start")
-        # Drain the rest of its output so the pipe never fills.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
+    with sim_process(seed, faults) as (url, _pid):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @dataclass(frozen=True)

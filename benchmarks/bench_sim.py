@@ -19,11 +19,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import platform
 import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +33,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
+from support import machine, sim_process
 
 from fillguard.sim import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, run_simulator
 
@@ -59,36 +57,8 @@ def server(in_process: bool, seed: int) -> Iterator[tuple[str, int]]:
         with run_simulator(port=0, seed=seed, rate_limit=None) as sim:
             yield sim.base_url, os.getpid()
         return
-    script = Path(sys.executable).with_name("fillguard")
-    cmd = (
-        [str(script)]
-        if script.exists()
-        else [sys.executable, "-c", "from fillguard.cli import main; main()"]
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
-    proc = subprocess.Popen(
-        [*cmd, "sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        for line in proc.stdout:
-            m = re.search(r"REST\s+(http://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
-        if url is None:
-            raise RuntimeError("simulator did not start")
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with sim_process(seed) as (url, pid):
+        yield url, pid
 
 
 def client(base_url: str) -> Any:
@@ -362,25 +332,6 @@ def handler_costs(n_orders: int, seed: int, repeat: int = 300) -> dict[str, floa
 
 
 # ---------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import alpaca
-    import uvicorn
-
-    alpaca_version = getattr(alpaca, "__version__", "?")
-    return (
-        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}; "
-        f"Python {platform.python_version()}, alpaca-py {alpaca_version}, uvicorn {uvicorn.__version__}; "
-        f"{platform.system()} {platform.release()}; load average at start "
-        f"{os.getloadavg()[0]:.2f}"
-    )
 
 
 def main() -> None:
