@@ -12,41 +12,38 @@ from typing import Any
 
 import pytest
 
-from fillguard.config import FillDetectionConfig
 from fillguard.executor import OrderConfig, SmartOrderExecutor, TradeResult
 from fillguard.results import FillStatus
 from fillguard.sim import SimServer, run_simulator
 from fillguard.sim.core import BrokerConfig
 from fillguard.sim.faults import Latency
-from tests.executor_support import capture_logs
+from tests.executor_support import capture_logs, fast_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
 
+# Short real intervals: every wait here is real time against the server.
+_REAL_TIME: dict[str, Any] = {
+    "timeout": 3.0,
+    "request_timeout_seconds": 0.5,
+    "initial_poll_interval": 0.02,
+    "poll_interval_increase": 0.02,
+    "max_poll_interval": 0.1,
+    "retry_base_delay": 0.02,
+    "retry_max_delay": 0.1,
+    "final_verification_seconds": 2.0,
+    "not_found_grace_seconds": 1.0,
+    "consistency_timeout_seconds": 2.0,
+    "consistency_initial_delay": 0.02,
+    "consistency_max_delay": 0.2,
+    "lookup_spacing_seconds": 0.05,
+    "legacy_poll_interval": 0.05,
+}
+
+
 def config(**overrides: Any) -> OrderConfig:
-    detection: dict[str, Any] = {
-        "timeout_seconds": 3.0,
-        "request_timeout_seconds": 0.5,
-        "initial_poll_interval": 0.02,
-        "poll_interval_increase": 0.02,
-        "max_poll_interval": 0.1,
-        "retry_base_delay": 0.02,
-        "retry_max_delay": 0.1,
-        "final_verification_seconds": 2.0,
-        "not_found_grace_seconds": 1.0,
-    }
-    for name in list(overrides):
-        if name in FillDetectionConfig.__dataclass_fields__:
-            detection[name] = overrides.pop(name)
-    settings: dict[str, Any] = {
-        "consistency_timeout_seconds": 2.0,
-        "consistency_initial_delay": 0.02,
-        "consistency_max_delay": 0.2,
-        "lookup_spacing_seconds": 0.05,
-        "legacy_poll_interval": 0.05,
-    }
-    settings.update(overrides)
-    return OrderConfig(fill_detection=FillDetectionConfig(**detection), **settings)
+    """fast_config with real-time intervals; ``overrides`` win."""
+    return fast_config(**{**_REAL_TIME, **overrides})
 
 
 def orders_of(sim: SimServer, coid: str) -> list[dict[str, Any]]:
