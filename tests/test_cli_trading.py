@@ -93,6 +93,8 @@ def test_watch_without_keys_names_them_and_fails() -> None:
     ("args", "hint"),
     [
         (["AAPL", "buy", "--", "-1"], "qty"),
+        (["AAPL", "buy", "-1"], "qty"),
+        (["AAPL", "buy", "-0.5"], "qty"),
         (["AAPL", "buy", "0"], "qty"),
         (["AAPL", "buy", "abc"], "qty"),
         (["AAPL", "buy", "nan"], "qty"),

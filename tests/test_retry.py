@@ -557,3 +557,25 @@ def test_property_rate_limit_waits_for_reset_within_deadline(
         # Gave up only because the reset (or the 0.5-0.55 s backoff) lies beyond the deadline.
         assert max(wait, 0.55) >= budget - 1e-9
     assert clock.monotonic() <= deadline + 1e-9
+
+
+def test_an_expected_refusal_is_logged_at_debug_not_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 404 the caller expects (e.g. "flat") is still logged, at DEBUG, marked expected."""
+    manager = ErrorRecoveryManager(FillDetectionConfig(), clock=FakeClock())
+    caplog.set_level(logging.DEBUG, logger="fillguard")
+
+    def not_found() -> None:
+        raise api_error(404, '{"code":40410000,"message":"position does not exist"}')
+
+    with pytest.raises(RefusedError):
+        manager.call(not_found, expected_statuses=frozenset({404}))
+    [record] = [r for r in caplog.records if event_name(r) == "call_failed"]
+    assert record.levelno == logging.DEBUG
+    assert event_fields(record)["expected"] is True
+    with pytest.raises(RefusedError):
+        manager.call(not_found)
+    assert [r.levelno for r in caplog.records if event_name(r) == "call_failed"][
+        -1
+    ] == logging.WARNING

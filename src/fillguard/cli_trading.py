@@ -87,7 +87,8 @@ def _fill_payload(fill: FillResult | None) -> dict[str, Any] | None:
     return None if fill is None else fill.to_log_dict()
 
 
-@click.command("execute")
+# ignore_unknown_options: "-1" is a (bad) quantity for our validation, not an unknown flag.
+@click.command("execute", context_settings={"ignore_unknown_options": True})
 @click.argument("symbol")
 @click.argument("side", type=click.Choice(["buy", "sell"], case_sensitive=False))
 @click.argument("qty")

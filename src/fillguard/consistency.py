@@ -23,6 +23,9 @@ __all__ = ["ConsistencyResult", "StateConsistencyValidator", "side_of"]
 
 _logger = logging.getLogger("fillguard.consistency")
 
+# A 404 on a position is Alpaca's way of saying "flat".
+_NOT_FOUND = frozenset({404})
+
 
 def side_of(qty: Decimal | None) -> str | None:
     """``long`` for a positive quantity, ``short`` for a negative one, None when flat/unknown."""
@@ -87,6 +90,7 @@ class StateConsistencyValidator:
                 lambda: self.client.get_open_position(symbol),
                 deadline=deadline,
                 stats=stats,
+                expected_statuses=_NOT_FOUND,
             )
         except RefusedError as err:
             if err.status_code == 404:

@@ -447,6 +447,7 @@ class SmartOrderExecutor:
                     lambda: self.client.get_order_by_client_id(coid),
                     client_order_id=coid,
                     stats=stats,
+                    expected_statuses=frozenset({404}),  # "not placed" is an answer here
                 )
             except RefusedError as err:
                 if err.status_code != 404:

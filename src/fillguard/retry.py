@@ -462,6 +462,7 @@ class ErrorRecoveryManager:
         order_id: str | None = None,
         client_order_id: str | None = None,
         stats: RetryStats | None = None,
+        expected_statuses: frozenset[int] = frozenset(),
     ) -> T:
         """Call ``fn`` until it succeeds, a failure is not transient, or retries run out.
 
@@ -472,6 +473,7 @@ class ErrorRecoveryManager:
           the deadline is reached, :class:`TransientError`.
 
         The first call is always made, even at or past the deadline. ``stats`` is updated.
+        A refusal whose HTTP status is in ``expected_statuses`` is logged at DEBUG, not WARNING.
         """
         stats = stats if stats is not None else RetryStats()
         attempt = 0
@@ -504,7 +506,11 @@ class ErrorRecoveryManager:
                     "client_order_id": client_order_id,
                 }
                 if verdict.kind is not ErrorClass.TRANSIENT:
-                    log_event(self._logger, logging.WARNING, "call_failed", **fields)
+                    # An answer the caller expects (a 404 that means "flat" or "not placed")
+                    # is news, not a warning.
+                    expected = verdict.status_code in expected_statuses
+                    level = logging.DEBUG if expected else logging.WARNING
+                    log_event(self._logger, level, "call_failed", expected=expected, **fields)
                     raise error from exc
                 if attempt > self.config.max_retries:
                     log_event(
