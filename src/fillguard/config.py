@@ -20,7 +20,7 @@ PartialFillPolicy = Literal["cancel_remainder", "wait"]
 PARTIAL_FILL_POLICIES: frozenset[str] = frozenset({"cancel_remainder", "wait"})
 
 
-def _finite_number(name: str, value: object) -> float:
+def finite_number(name: str, value: object) -> float:
     """``value`` as a finite float; bools, NaN, infinities and non-numbers are rejected."""
     # bool is an int subclass: ``timeout_seconds=True`` is a bug, not 1 second.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -81,24 +81,24 @@ class FillDetectionConfig:
             "final_verification_seconds",
         )
         for name in positive:
-            if _finite_number(name, getattr(self, name)) <= 0:
+            if finite_number(name, getattr(self, name)) <= 0:
                 raise InvalidInputError(name, f"must be > 0, got {getattr(self, name)!r}")
         for name in ("poll_interval_increase", "not_found_grace_seconds"):
-            if _finite_number(name, getattr(self, name)) < 0:
+            if finite_number(name, getattr(self, name)) < 0:
                 raise InvalidInputError(name, f"must be >= 0, got {getattr(self, name)!r}")
-        if _finite_number("max_poll_interval", self.max_poll_interval) < self.initial_poll_interval:
+        if finite_number("max_poll_interval", self.max_poll_interval) < self.initial_poll_interval:
             raise InvalidInputError(
                 "max_poll_interval",
                 f"must be >= initial_poll_interval ({self.initial_poll_interval}), "
                 f"got {self.max_poll_interval!r}",
             )
-        if _finite_number("retry_max_delay", self.retry_max_delay) < self.retry_base_delay:
+        if finite_number("retry_max_delay", self.retry_max_delay) < self.retry_base_delay:
             raise InvalidInputError(
                 "retry_max_delay",
                 f"must be >= retry_base_delay ({self.retry_base_delay}), "
                 f"got {self.retry_max_delay!r}",
             )
-        jitter = _finite_number("retry_jitter", self.retry_jitter)
+        jitter = finite_number("retry_jitter", self.retry_jitter)
         if not 0 <= jitter <= 1:
             raise InvalidInputError("retry_jitter", f"must be in [0, 1], got {self.retry_jitter!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from fillguard.clock import Clock, SystemClock
-from fillguard.config import FillDetectionConfig
+from fillguard.config import FillDetectionConfig, finite_number
 from fillguard.consistency import ConsistencyResult, StateConsistencyValidator
 from fillguard.engine import FillDetectionEngine
 from fillguard.errors import (
@@ -91,13 +91,7 @@ class OrderConfig:
             "lookup_spacing_seconds",
             "legacy_poll_interval",
         ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                raise InvalidInputError(name, f"must be a finite number of seconds, got {value!r}")
+            value = finite_number(name, getattr(self, name))
             if value < 0 or (value == 0 and name == "legacy_poll_interval"):
                 raise InvalidInputError(
                     name, f"must be >= 0 (legacy_poll_interval > 0), got {value}"
