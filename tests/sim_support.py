@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -297,3 +298,15 @@ def check_ledger_json(api: SimApi) -> None:
         s: {"qty": wire.num(p.qty), "avg_entry_price": wire.num(p.avg_entry_price)}
         for s, p in broker.positions.items()
     }
+
+
+def wait_for(check: Callable[[], Any], timeout: float) -> Any:
+    """Poll ``check`` in real time (against a live server) until it is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)

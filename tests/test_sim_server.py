@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,19 +27,12 @@ from alpaca.trading.requests import (
 )
 
 from fillguard.sim import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, SimServer, run_simulator
+from tests import sim_support
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 3.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+wait_for = partial(sim_support.wait_for, timeout=3.0)
 
 
 def market(symbol: str = "AAPL", qty: float = 1, side: OrderSide = OrderSide.BUY, **kw: Any) -> Any:

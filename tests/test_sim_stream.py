@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,19 +17,12 @@ from alpaca.trading.stream import TradingStream
 from websockets.sync.client import ClientConnection, connect
 
 from fillguard.sim import SimServer
+from tests import sim_support
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+wait_for = partial(sim_support.wait_for, timeout=5.0)
 
 
 class StreamRunner:
