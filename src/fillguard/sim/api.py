@@ -211,6 +211,24 @@ class SimApi:
         self._stale_hit = False
         self._stale_used = False
         self.requests_total = 0
+        # Built once: the route table is on every request's path.
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., ApiResponse]]] = [
+            ("GET", re.compile(r"/v2/account"), self._account),
+            ("GET", re.compile(r"/v2/clock"), self._clock),
+            ("GET", re.compile(r"/v2/assets/([^/]+)"), self._asset),
+            ("POST", re.compile(r"/v2/orders"), self._submit),
+            ("GET", re.compile(r"/v2/orders"), self._list_orders),
+            ("DELETE", re.compile(r"/v2/orders"), self._cancel_all),
+            ("GET", re.compile(r"/v2/orders:by_client_order_id"), self._by_client_id),
+            ("GET", re.compile(r"/v2/orders/([^/]+)"), self._get_order),
+            ("DELETE", re.compile(r"/v2/orders/([^/]+)"), self._cancel),
+            ("GET", re.compile(r"/v2/positions"), self._positions),
+            ("DELETE", re.compile(r"/v2/positions"), self._close_all),
+            ("GET", re.compile(r"/v2/positions/([^/]+)"), self._position),
+            ("DELETE", re.compile(r"/v2/positions/([^/]+)"), self._close_position),
+            ("GET", re.compile(r"/v2/account/activities/FILL"), self._fills),
+            ("GET", re.compile(r"/v2/account/activities"), self._activities),
+        ]
 
     # ------------------------------------------------------------------ entry point
     def handle(self, req: ApiRequest) -> ApiResponse:
@@ -378,27 +396,10 @@ class SimApi:
 
     # ------------------------------------------------------------------ routing
     def _route(self, req: ApiRequest, path: str) -> ApiResponse:
-        routes: list[tuple[str, str, Callable[..., ApiResponse]]] = [
-            ("GET", r"/v2/account", self._account),
-            ("GET", r"/v2/clock", self._clock),
-            ("GET", r"/v2/assets/([^/]+)", self._asset),
-            ("POST", r"/v2/orders", self._submit),
-            ("GET", r"/v2/orders", self._list_orders),
-            ("DELETE", r"/v2/orders", self._cancel_all),
-            ("GET", r"/v2/orders:by_client_order_id", self._by_client_id),
-            ("GET", r"/v2/orders/([^/]+)", self._get_order),
-            ("DELETE", r"/v2/orders/([^/]+)", self._cancel),
-            ("GET", r"/v2/positions", self._positions),
-            ("DELETE", r"/v2/positions", self._close_all),
-            ("GET", r"/v2/positions/([^/]+)", self._position),
-            ("DELETE", r"/v2/positions/([^/]+)", self._close_position),
-            ("GET", r"/v2/account/activities/FILL", self._fills),
-            ("GET", r"/v2/account/activities", self._activities),
-        ]
         path = path.rstrip("/") or "/"
         matched_path = False
-        for method, pattern, handler in routes:
-            m = re.fullmatch(pattern, path)
+        for method, pattern, handler in self._routes:
+            m = pattern.fullmatch(path)
             if m is None:
                 continue
             matched_path = True
