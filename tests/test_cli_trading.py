@@ -183,14 +183,17 @@ def test_execute_limit_that_does_not_fill_exits_non_zero(sim: SimServer) -> None
     assert entry["order"]["status"] == "canceled"
 
 
-def test_execute_refused_by_the_broker(sim: SimServer) -> None:
+def test_execute_refused_by_the_broker_exits_3(sim: SimServer) -> None:
     result = run(
         "execute", "AAPL", "buy", "1000000", "--json", "--base-url", sim.base_url, env=keys(sim)
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     payload = json.loads(result.output)
+    assert payload["outcome"] == "refused"
     assert payload["order_id"] is None
-    assert "insufficient buying power" in payload["error"]
+    assert payload["refusal"]["status_code"] == 403
+    assert payload["refusal"]["code"] == 40310000
+    assert "insufficient buying power" in payload["refusal"]["message"]
 
 
 def test_execute_with_wrong_keys_fails_without_showing_them(sim: SimServer) -> None:

@@ -48,14 +48,17 @@ _logger = logging.getLogger("fillguard.retry")
 
 
 def retry_reason(verdict: Classification) -> str:
-    """The bounded label of why a request is retried: ``429``, ``5xx``, ``404`` or ``transport``."""
+    """The bounded label of why a request is retried: ``429``, ``5xx``, ``not_found``, ``timeout``
+    or ``transport``."""
     status = verdict.status_code
     if status == 429:
         return "429"
     if status is not None and 500 <= status <= 599:
         return "5xx"
     if status == 404:
-        return "404"
+        return "not_found"
+    if "timeout" in verdict.message.lower() or "timed out" in verdict.message.lower():
+        return "timeout"
     return "transport"
 
 
