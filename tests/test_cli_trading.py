@@ -301,10 +301,11 @@ def test_demo_small_run_has_no_missed_or_false_fills() -> None:
     assert rows["fills missed (must be 0)"] == 0
     assert rows["fills falsely claimed (must be 0)"] == 0
     assert rows["duplicate orders per client_order_id (must be 0)"] == 0
+    assert rows["UNKNOWN still unresolved at the end (must be 0)"] == 0
     assert (
         rows["results that match the ledger"]
-        + rows["honest UNKNOWN (broker's final word not reached)"]
         + rows["refused by the broker (e.g. buying power)"]
+        + rows["not placed (every attempt unapplied, e.g. 429s)"]
         == 12
     )
     assert "OK: every outcome agrees with the ledger" in result.output
