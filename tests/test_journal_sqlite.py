@@ -32,6 +32,7 @@ from fillguard.journal import (
     JournalVersionError,
     JournalWriteError,
 )
+from fillguard.journal_lock import lock_path
 from fillguard.journal_schema import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -39,7 +40,7 @@ from fillguard.journal_schema import (
     SCHEMA_VERSION,
     create_v1,
 )
-from fillguard.journal_sqlite import Durability, SqliteJournal, lock_path
+from fillguard.journal_sqlite import Durability, SqliteJournal
 from fillguard.journal_tables import insert_attempt, insert_intent, insert_outcome
 from tests.journal_support import (
     ACCOUNT,

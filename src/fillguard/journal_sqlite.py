@@ -9,11 +9,10 @@ it too; after a power loss a tail of them may be gone, and recovery learns them 
 broker (they are all broker facts). :attr:`Durability.ALL` fsyncs every record;
 :attr:`Durability.PROCESS_CRASH` none (kill -9 safe, not power-loss safe).
 
-**One writer.** A writer holds an exclusive ``fcntl.flock`` on the side file ``<journal>.lock``
-for its whole lifetime; a second writer, in this process or another, gets
-:class:`~fillguard.journal.JournalLockedError` (the lock file names the holder's pid). The kernel
-drops the lock when the holder dies, even by SIGKILL. Within the process, one connection serves
-all threads behind a lock. (``flock`` is advisory and local: keep journals off NFS.)
+**One writer.** A writer holds :class:`fillguard.journal_lock.WriterLock` (an exclusive
+``flock`` on ``<journal>.lock``) for its whole lifetime; a second writer, in this process or
+another, gets :class:`~fillguard.journal.JournalLockedError` naming the holder's pid. Within the
+process, one connection serves all threads behind a ``threading.Lock``.
 
 **Readers.** ``read_only=True`` opens the file with SQLite's ``mode=ro`` and takes no lock, so
 ``fillguard journal list`` can read while a trader writes: in WAL mode a reader never blocks the
@@ -30,7 +29,6 @@ its journal is refused too (it holds committed records of a journal that was mov
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import sqlite3
@@ -50,7 +48,6 @@ from fillguard.journal import (
     JournalAccountError,
     JournalCorruptError,
     JournalError,
-    JournalLockedError,
     JournalNotFoundError,
     JournalTrade,
     JournalVersionError,
@@ -66,6 +63,7 @@ from fillguard.journal import (
     check_outcome,
     check_page,
 )
+from fillguard.journal_lock import WriterLock
 from fillguard.journal_schema import (
     APP_MARKER,
     APPLICATION_ID,
@@ -92,7 +90,7 @@ from fillguard.journal_tables import (
     store_booking,
 )
 
-__all__ = ["Durability", "SqliteJournal", "lock_path"]
+__all__ = ["Durability", "SqliteJournal"]
 
 T = TypeVar("T")
 
@@ -106,12 +104,6 @@ class Durability(StrEnum):
     WRITE_AHEAD = "write_ahead"  # intents and attempts; the rest NORMAL (the default)
     ALL = "all"  # every record
     PROCESS_CRASH = "process_crash"  # none: survives kill -9, not a power loss
-
-
-def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The side file a writer locks: ``<journal>.lock``."""
-    journal = Path(path)
-    return journal.with_name(journal.name + ".lock")
 
 
 class SqliteJournal:
@@ -146,12 +138,12 @@ class SqliteJournal:
         self.durability = Durability(durability)
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
-        self._lock_fd: int | None = None
+        self._writer_lock: WriterLock | None = None
         self._conn: sqlite3.Connection | None = None
         self._sync: str | None = None
         try:
             if not read_only:
-                self._lock_fd = self._acquire_lock()
+                self._writer_lock = WriterLock(self.path)
             if not self.path.exists():
                 self._create_missing(account)
             self._conn = self._connect()
@@ -163,34 +155,6 @@ class SqliteJournal:
     # ------------------------------------------------------------------ opening
     def _error(self, kind: type[JournalError], message: str) -> JournalError:
         return kind(message, path=self.path)
-
-    def _acquire_lock(self) -> int:
-        lock = lock_path(self.path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise self._error(
-                JournalWriteError, f"cannot create its lock file {lock}: {exc}"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            mine = " (this process)" if holder == str(os.getpid()) else ""
-            raise self._error(
-                JournalLockedError,
-                f"another writer holds it: pid {holder}{mine} has {lock} locked. One process "
-                "writes a journal at a time; read it with a read-only open (fillguard journal "
-                "list) or stop the other process",
-            ) from None
-        except OSError as exc:
-            os.close(fd)
-            raise self._error(JournalWriteError, f"cannot lock {lock}: {exc}") from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return fd
 
     def _create_missing(self, account: JournalAccount | None) -> None:
         leftovers = [p for p in (f"{self.path}-wal", f"{self.path}-shm") if os.path.exists(p)]
@@ -511,9 +475,9 @@ class SqliteJournal:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
                 self._conn = None
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the flock
-                self._lock_fd = None
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+                self._writer_lock = None
 
     def __enter__(self) -> SqliteJournal:
         """Use as a context manager: closed on exit."""
