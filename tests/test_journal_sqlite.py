@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from fillguard.errors import InvalidInputError
 from fillguard.journal import (
     JournalAccount,
     JournalAccountError,
@@ -138,6 +139,33 @@ def test_each_record_commits_at_its_synchronous_level(
         assert level() == booking_sync
         journal.record_final(final("c1"))
         assert level() == booking_sync
+
+
+def test_an_unknown_durability_is_refused(path: Path) -> None:
+    """A typo in the durability never silently means another level."""
+    with pytest.raises(InvalidInputError) as info:
+        SqliteJournal(path, ACCOUNT, durability="fsync")
+    assert info.value.field == "durability"
+    assert not path.exists()
+
+
+def test_more_unfinished_trades_than_one_lookup_batch(path: Path) -> None:
+    """unfinished() and paging look ids up in batches of 500: 1,201 trades come back whole,
+    in intent order."""
+    with SqliteJournal(path, ACCOUNT, durability=Durability.PROCESS_CRASH) as journal:
+        for n in range(1201):
+            journal.record_intent(intent(f"c{n:05}"))
+            if n % 3 == 0:
+                journal.record_attempt(attempt(f"c{n:05}", 1))
+        journal.record_final(final("c00600"))
+        unfinished = journal.unfinished()
+        assert [t.client_order_id for t in unfinished] == [
+            f"c{n:05}" for n in range(1201) if n != 600
+        ]
+        assert all(t.attempt_count == (int(t.client_order_id[1:]) % 3 == 0) for t in unfinished)
+        page = journal.trades(limit=700, offset=450)
+        assert [t.client_order_id for t in page] == [f"c{n:05}" for n in range(450, 1150)]
+        assert page == journal.trades()[450:1150]
 
 
 # ---------------------------------------------------------------------------------- SIGKILL

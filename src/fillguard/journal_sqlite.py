@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from fillguard.clock import Clock, SystemClock
+from fillguard.errors import InvalidInputError
 from fillguard.journal import (
     Baseline,
     Booking,
@@ -86,6 +87,7 @@ from fillguard.journal_tables import (
     iso,
     load_baselines,
     load_bookings,
+    load_selected_trades,
     load_trades,
     store_booking,
 )
@@ -135,7 +137,13 @@ class SqliteJournal:
         self.path = Path(path).absolute()
         self._where = str(self.path)
         self.read_only = read_only
-        self.durability = Durability(durability)
+        try:
+            self.durability = Durability(durability)
+        except ValueError:
+            allowed = ", ".join(d.value for d in Durability)
+            raise InvalidInputError(
+                "durability", f"must be one of {allowed}, got {durability!r}"
+            ) from None
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._writer_lock: WriterLock | None = None
@@ -439,20 +447,17 @@ class SqliteJournal:
         check_page(limit, offset)
         if limit is None and offset == 0:
             return self._read("read the trades", lambda c: load_trades(c, "", ()))
-        where = (
-            "WHERE client_order_id IN "
-            "(SELECT client_order_id FROM intents ORDER BY seq LIMIT ? OFFSET ?)"
-        )
+        ids = "SELECT client_order_id FROM intents ORDER BY seq LIMIT ? OFFSET ?"
         page = (-1 if limit is None else limit, offset)
-        return self._read("read the trades", lambda c: load_trades(c, where, page))
+        return self._read("read the trades", lambda c: load_selected_trades(c, ids, page))
 
     def unfinished(self) -> list[JournalTrade]:
         """Trades with no final status, in intent order."""
-        where = (
-            "WHERE client_order_id IN (SELECT i.client_order_id FROM intents AS i WHERE NOT "
-            "EXISTS (SELECT 1 FROM finals AS f WHERE f.client_order_id = i.client_order_id))"
+        ids = (
+            "SELECT i.client_order_id FROM intents AS i WHERE NOT EXISTS "
+            "(SELECT 1 FROM finals AS f WHERE f.client_order_id = i.client_order_id) ORDER BY seq"
         )
-        return self._read("read the unfinished trades", lambda c: load_trades(c, where, ()))
+        return self._read("read the unfinished trades", lambda c: load_selected_trades(c, ids, ()))
 
     def bookings(self) -> list[Booking]:
         """Every order's latest booking, in first-booked order."""

@@ -38,6 +38,7 @@ __all__ = [
     "iso",
     "load_baselines",
     "load_bookings",
+    "load_selected_trades",
     "load_trades",
     "store_booking",
 ]
@@ -268,6 +269,27 @@ def load_trades(
             )
         )
     return trades
+
+
+def load_selected_trades(
+    conn: sqlite3.Connection, ids_query: str, params: tuple[Any, ...]
+) -> list[JournalTrade]:
+    """The trades whose ids ``ids_query`` selects, in its order.
+
+    The ids are read once and then looked up through each table's index in batches, instead of
+    running the selecting query again for every table.
+    """
+    ids = [row[0] for row in conn.execute(ids_query, params)]
+    trades: list[JournalTrade] = []
+    for start in range(0, len(ids), _BATCH):
+        batch = tuple(ids[start : start + _BATCH])
+        marks = ", ".join("?" * len(batch))
+        trades += load_trades(conn, f"WHERE client_order_id IN ({marks})", batch)
+    return trades
+
+
+# Well under SQLite's bound-parameter limit (999 before 3.32).
+_BATCH = 500
 
 
 def find_booking(conn: sqlite3.Connection, order_id: str) -> Booking | None:
