@@ -92,6 +92,7 @@ def full_intent(coid: str = "c1") -> TradeIntent:
 def test_every_record_round_trips(subject: Subject) -> None:
     """Each record comes back equal, field by field, including after a reopen."""
     j = subject.journal
+    assert isinstance(j, Journal)  # both satisfy the protocol, at run time too
     i = full_intent()
     outcomes = [
         SubmitOutcome(
