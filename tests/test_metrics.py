@@ -226,7 +226,7 @@ def test_an_id_never_becomes_a_label_even_when_sent_a_million_different_ones(met
     families = {f.name: f for f in metrics.registry.collect()}
     request_labels = {tuple(sorted(s.labels.items())) for s in families["fillguard_broker_requests"].samples}
     assert len(request_labels) <= 2  # one series (its _total and _created samples)
-    assert len(metrics._request_children) == 0  # odd keys are not cached either
+    assert len(metrics._request_cells) == 0  # odd keys are not cached either
 
 
 def test_every_exported_label_value_is_from_a_known_set(metrics: PrometheusMetrics) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from prometheus_client import generate_latest
 
 from fillguard.cli import main
 from fillguard.metrics import PrometheusMetrics, exported_names
@@ -225,3 +226,22 @@ def test_cli_prints_the_rules_and_the_dashboard() -> None:
     result = runner.invoke(main, ["ops", "dashboard"])
     assert result.exit_code == 0
     assert json.loads(result.output) == dashboard_json()
+
+
+def test_promtool_lints_the_exposition_clean() -> None:
+    """promtool's metric linter (naming, units, _total) finds nothing in what fillguard serves."""
+    promtool = binary_or_skip("promtool")
+    metrics = PrometheusMetrics(symbol_labels=True)
+    metrics.fill_detection("filled", 0.2)
+    metrics.broker_request("get_order", "200", 0.01)
+    metrics.slippage(-0.002)
+    metrics.budget_wait("submit", 0.1)
+    metrics.journal_write("intent", 0.001)
+    metrics.stream_event("fill")
+    metrics.position_check_by_symbol("AAPL", "mismatch")
+    text = generate_latest(metrics.registry).decode()
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
