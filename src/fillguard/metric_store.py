@@ -174,14 +174,14 @@ class SeriesStore:
 def exported_names(registry: CollectorRegistry) -> frozenset[str]:
     """Every series name ``registry`` can export, whether or not it has a series yet.
 
-    A counter ``x`` exports ``x_total`` (``prometheus_client``'s own counters also
-    ``x_created``), a histogram ``x`` exports ``x_bucket``, ``x_sum``, ``x_count``, a gauge
-    ``x`` itself.
+    A counter ``x`` exports ``x_total``, a histogram ``x`` exports ``x_bucket``, ``x_sum`` and
+    ``x_count``, a gauge ``x`` itself; names of samples present now (such as
+    ``prometheus_client``'s own ``x_created``) are included too.
     """
     suffixes = {
-        "counter": ("_total", "_created"),
-        "histogram": ("_bucket", "_sum", "_count", "_created"),
-        "summary": ("", "_sum", "_count", "_created"),
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("", "_sum", "_count"),
         "info": ("_info",),
     }
     names: set[str] = set()
@@ -190,4 +190,3 @@ def exported_names(registry: CollectorRegistry) -> frozenset[str]:
             names.add(family.name + suffix)
         names.update(sample.name for sample in family.samples)
     return frozenset(names)
-
