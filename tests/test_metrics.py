@@ -319,6 +319,19 @@ def test_values_that_are_not_finite_numbers_are_counted_not_recorded(metrics: Pr
     assert value(metrics, "fillguard_unresolved_trades") == 0
 
 
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    __hash__ = object.__hash__
+
+
+def test_a_label_value_whose_str_fails_is_counted_as_other(metrics: PrometheusMetrics) -> None:
+    metrics.broker_request("get_order", _Unprintable(), 0.1)  # type: ignore[arg-type]
+    metrics.broker_request(["unhashable"], "200", 0.1)  # type: ignore[arg-type]
+    assert value(metrics, "fillguard_broker_requests_total", endpoint="other", code="other") == 2
+
+
 def test_a_negative_duration_counts_as_zero(metrics: PrometheusMetrics) -> None:
     metrics.broker_request("get_order", "200", -0.5)  # a clock step backwards
     assert value(metrics, "fillguard_broker_request_seconds_sum", endpoint="get_order") == 0

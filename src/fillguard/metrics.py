@@ -255,11 +255,10 @@ class PrometheusMetrics:
         """One HTTP request ended with ``code`` after ``seconds``."""
         try:
             cells = self._request_cells.get((endpoint, code))
-        except Exception:  # unhashable
-            endpoint = code = OTHER
-            cells = None
-        if cells is None:
-            cells = self._new_request_cells(endpoint, code)
+            if cells is None:
+                cells = self._new_request_cells(endpoint, code)
+        except Exception:  # an unhashable value, or one whose str() fails
+            cells = self._new_request_cells(OTHER, OTHER)
         value = self._duration(seconds, "broker_request")
         total, histogram = cells
         with self._lock:
