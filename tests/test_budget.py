@@ -149,7 +149,8 @@ def test_blocking_acquire_runs_in_fake_time_on_one_thread() -> None:
     assert times[180] == 0.0
     assert times[181] == pytest.approx(61.0)
     assert times[362] == pytest.approx(122.0)
-    assert recorder.waits[181] == ("lookup", pytest.approx(61.0))
+    assert recorder.waits[181][0] == "lookup"
+    assert recorder.waits[181][1] == pytest.approx(61.0)
     # A deadline that the window cannot meet: False at once, nothing counted.
     status = budget.status()
     assert not budget.acquire(Priority.SWEEP, deadline_monotonic=clock.monotonic() + 1)

@@ -62,7 +62,7 @@ class Priority(StrEnum):
 _RANK: dict[Priority, int] = {p: i for i, p in enumerate(Priority)}
 
 #: Share of the effective limit each priority leaves free for the ones above it.
-DEFAULT_RESERVES: Mapping[Priority, float] = MappingProxyType(
+DEFAULT_RESERVES: Mapping[str, float] = MappingProxyType(
     {
         Priority.CANCEL: 0.0,
         Priority.SUBMIT: 0.02,
@@ -94,7 +94,7 @@ class BudgetConfig:
     margin_fraction: float = 0.05
     min_margin: int = 2
     learn_limit: bool = True  # take the limit from X-Ratelimit-Limit
-    reserves: Mapping[Priority, float] = field(default_factory=lambda: DEFAULT_RESERVES)
+    reserves: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RESERVES)
     reset_slack_seconds: float = 1.0
     max_pause_seconds: float = 61.0
     min_pause_seconds: float = 0.5
