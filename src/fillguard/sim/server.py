@@ -148,6 +148,8 @@ def build_app(api: SimApi, hub: StreamHub, errors: _ErrorCounter | None = None) 
     return Starlette(
         routes=[
             WebSocketRoute("/stream", hub.endpoint),
+            # The legacy SDK dials base_url + "/stream/" (alpaca-trade-api, stream.py TradingStream).
+            WebSocketRoute("/stream/", hub.endpoint),
             Route("/{path:path}", http_endpoint, methods=_HTTP_METHODS),
         ]
     )
