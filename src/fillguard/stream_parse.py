@@ -71,6 +71,10 @@ SkipKind = Literal["malformed", "null", "unknown", "no_order", "other_stream"]
 #: this client does not handle (``other_stream``).
 SKIP_KINDS: tuple[SkipKind, ...] = ("malformed", "null", "unknown", "no_order", "other_stream")
 
+# Numbers that arrive as JSON numbers become Decimal, never float. One decoder for every frame:
+# json.loads with a keyword builds a new decoder each call.
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
 _CONTROL_STREAMS: frozenset[str] = frozenset({"authorization", "listening", "error"})
 
 
@@ -163,10 +167,8 @@ def _text(value: object) -> str | None:
 def parse_frame(frame: str | bytes | bytearray | memoryview, received_monotonic: float) -> Parsed:
     """Read one websocket frame; never raises."""
     try:
-        # Numbers that arrive as JSON numbers become Decimal, never float.
-        message = json.loads(
-            bytes(frame) if isinstance(frame, memoryview) else frame, parse_float=Decimal
-        )
+        text = frame if isinstance(frame, str) else bytes(frame).decode("utf-8")
+        message = _DECODER.decode(text)
     except (ValueError, TypeError, RecursionError) as exc:  # bad JSON, bad UTF-8, too deep
         return Skipped("malformed", f"not JSON: {type(exc).__name__}")
     if not isinstance(message, dict):
