@@ -379,7 +379,7 @@ def test_one_shared_connection_for_two_subscribers_on_the_same_account(
         assert sim.hub.listening() == 1
         assert len(sim.hub.stats) - before == 1
         unsubscribe()
-        with pytest.raises(ValueError, match="secret_key differs"):
+        with pytest.raises(ValueError, match="secret_key: differs"):
             shared_stream(sim.key_id, "another-secret", sim.base_url)
         b.release()
         assert shared_refs(a) == 1

@@ -200,3 +200,19 @@ def test_reconnect_plan_resets_only_after_trade_updates_data_and_retries_auth_sl
 def test_gap_seconds() -> None:
     t = datetime(2026, 1, 5, 14, 30, tzinfo=timezone(timedelta(hours=-5)))
     assert Gap(t, t + timedelta(seconds=2.5), reconnect=True).seconds == 2.5
+
+
+def test_stream_arguments_are_checked_by_name() -> None:
+    from fillguard.stream import TradeUpdatesStream
+
+    with pytest.raises(InvalidInputError, match="key_id"):
+        TradeUpdatesStream("", "secret", "http://127.0.0.1:1")
+    with pytest.raises(InvalidInputError, match="secret_key"):
+        TradeUpdatesStream("key", "", "http://127.0.0.1:1")
+    with pytest.raises(InvalidInputError, match="base_url"):
+        TradeUpdatesStream("key", "secret")
+    with pytest.raises(InvalidInputError, match="url"):
+        TradeUpdatesStream("key", "secret", url="http://127.0.0.1:1/stream")
+    stream = TradeUpdatesStream("key", "secret", url="ws://127.0.0.1:1/stream/")
+    assert stream.url == "ws://127.0.0.1:1/stream/"
+    assert stream.status.state.value == "idle"

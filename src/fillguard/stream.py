@@ -25,6 +25,7 @@ import hmac
 import threading
 from typing import Any
 
+from fillguard.errors import InvalidInputError
 from fillguard.stream_client import AsyncSleep, TradeUpdatesStream
 from fillguard.stream_parse import KNOWN_EVENTS, Gap, TradeEvent
 from fillguard.stream_policy import StreamConfig, check_stream_url, stream_url_for
@@ -61,9 +62,10 @@ class _Registry:
             if entry is not None:
                 stream, refs = entry
                 if not hmac.compare_digest(stream._secret_key.encode(), secret_key.encode()):
-                    raise ValueError(
-                        "secret_key differs from the one the shared stream for this key id "
-                        "and URL was opened with"
+                    raise InvalidInputError(
+                        "secret_key",
+                        "differs from the one the shared stream for this key id and URL was "
+                        "opened with",
                     )
                 self._streams[key] = (stream, refs + 1)
                 return stream, False
@@ -108,7 +110,7 @@ def shared_stream(
     ``observer``, ``clock``...; later callers' options are ignored) and, with ``start=True``,
     starts it on its own thread. Every caller gets the same object and calls
     :meth:`TradeUpdatesStream.release` once when done; the last release stops it. Asking for
-    the same key id and URL with a different secret is refused (``ValueError``).
+    the same key id and URL with a different secret is refused (:class:`InvalidInputError`).
     """
     stream_url = check_stream_url(url) if url is not None else stream_url_for(str(base_url))
     stream, created = _REGISTRY.acquire((key_id, stream_url), secret_key, options)

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from fillguard.clock import Clock, SystemClock
+from fillguard.errors import InvalidInputError
 from fillguard.logs import log_event, register_secret
 from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.stream_parse import TRADE_UPDATES, Control, Gap, Skipped, TradeEvent, parse_frame
@@ -91,11 +92,11 @@ class TradeUpdatesStream:
         rng: random.Random | None = None,
     ) -> None:
         if not isinstance(key_id, str) or not key_id:
-            raise ValueError("key_id must be a non-empty string")
+            raise InvalidInputError("key_id", "must be a non-empty string")
         if not isinstance(secret_key, str) or not secret_key:
-            raise ValueError("secret_key must be a non-empty string")
+            raise InvalidInputError("secret_key", "must be a non-empty string")
         if url is None and base_url is None:
-            raise ValueError("give base_url (the REST base URL) or url (the stream URL)")
+            raise InvalidInputError("base_url", "give the REST base URL, or url (the stream URL)")
         register_secret(secret_key)
         register_secret(key_id)
         self.key_id = key_id
