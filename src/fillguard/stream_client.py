@@ -72,6 +72,14 @@ _OBSERVED_SKIP = {
     "unknown": "unknown",
     "other_stream": "unknown",
 }
+# Per failure kind: the state while waiting, the counter, the log event and its level.
+_AFTER: dict[str, tuple[StreamState, str | None, str, int]] = {
+    "auth": (StreamState.AUTH_FAILED, "auth_failures", "stream_auth_failed", logging.ERROR),
+    "refused": (StreamState.REFUSED, "refused", "stream_refused", logging.WARNING),
+    "silence": (StreamState.WAITING, "silences", "stream_reconnect", logging.WARNING),
+    "closed": (StreamState.WAITING, None, "stream_reconnect", logging.WARNING),
+    "error": (StreamState.WAITING, None, "stream_reconnect", logging.WARNING),
+}
 _LOUD_SKIPS_PER_KIND = 5  # the first few skipped frames of a kind are warnings, then debug
 
 
@@ -266,41 +274,19 @@ class TradeUpdatesStream:
         delay = self._plan.after(failure.kind, data_received=self._data_received)
         self._count("reconnects")
         self.observer.stream_reconnect(failure.kind)
-        if failure.kind == "auth":
-            state = StreamState.AUTH_FAILED
-            self._count("auth_failures")
-            log_event(
-                log,
-                logging.ERROR,
-                "stream_auth_failed",
-                url=self.url,
-                detail=failure.detail,
-                retry_in_seconds=round(delay, 3),
-            )
-        elif failure.kind == "refused":
-            state = StreamState.REFUSED
-            self._count("refused")
-            log_event(
-                log,
-                logging.WARNING,
-                "stream_refused",
-                url=self.url,
-                detail=failure.detail,
-                retry_in_seconds=round(delay, 3),
-            )
-        else:
-            state = StreamState.WAITING
-            if failure.kind == "silence":
-                self._count("silences")
-            log_event(
-                log,
-                logging.WARNING,
-                "stream_reconnect",
-                url=self.url,
-                reason=failure.kind,
-                detail=failure.detail,
-                retry_in_seconds=round(delay, 3),
-            )
+        # An auth failure is an operator's problem (wrong keys): ERROR. The rest heal alone.
+        state, counter, event, level = _AFTER[failure.kind]
+        if counter is not None:
+            self._count(counter)
+        log_event(
+            log,
+            level,
+            event,
+            url=self.url,
+            reason=failure.kind,
+            detail=failure.detail,
+            retry_in_seconds=round(delay, 3),
+        )
         self._set_status(StreamStatus(state, failure.kind, failure.detail, delay))
         await self._pause(delay)
 
