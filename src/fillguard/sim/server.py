@@ -160,6 +160,8 @@ def build_app(
     return Starlette(
         routes=[
             WebSocketRoute("/stream", hub.endpoint),
+            # The legacy SDK dials base_url + "/stream/" (alpaca-trade-api, stream.py TradingStream).
+            WebSocketRoute("/stream/", hub.endpoint),
             Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]),
             Route("/{path:path}", http_endpoint, methods=_HTTP_METHODS),
         ]
