@@ -73,6 +73,11 @@ DEFAULT_RESERVES: Mapping[str, float] = MappingProxyType(
 )
 
 
+def default_reserves() -> Mapping[str, float]:
+    """The default reserves: :data:`DEFAULT_RESERVES`."""
+    return DEFAULT_RESERVES
+
+
 def parse_priority(value: object) -> Priority:
     """A :class:`Priority` from itself or its name; :class:`InvalidInputError` otherwise."""
     if isinstance(value, Priority):
@@ -94,7 +99,7 @@ class BudgetConfig:
     margin_fraction: float = 0.05
     min_margin: int = 2
     learn_limit: bool = True  # take the limit from X-Ratelimit-Limit
-    reserves: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RESERVES)
+    reserves: Mapping[str, float] = field(default_factory=default_reserves)
     reset_slack_seconds: float = 1.0
     max_pause_seconds: float = 61.0
     min_pause_seconds: float = 0.5
