@@ -469,4 +469,5 @@ class SmartOrderExecutor:
             else timeout,
             poll_interval_seconds=self.config.legacy_poll_interval,
             client_order_id=client_order_id,
+            observer=self.observer,
         )

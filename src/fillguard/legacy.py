@@ -14,6 +14,7 @@ from typing import Any
 
 from fillguard.clock import Clock
 from fillguard.logs import log_event
+from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.results import FillResult, FillStatus
 from fillguard.snapshot import OrderSnapshot
 from fillguard.waiting import pause
@@ -32,8 +33,25 @@ def legacy_wait_for_fill(
     poll_interval_seconds: float,
     client_order_id: str | None = None,
     logger: logging.Logger | None = None,
+    observer: Observer = NULL_OBSERVER,
 ) -> FillResult:
     """Poll until ``filled`` with a price or ``timeout_seconds``; never raises."""
+    result = _poll(
+        client, clock, order_id, timeout_seconds, poll_interval_seconds, client_order_id, logger
+    )
+    observer.fill_detection(result.status.value, result.elapsed_seconds)
+    return result
+
+
+def _poll(
+    client: Any,
+    clock: Clock,
+    order_id: str,
+    timeout_seconds: float,
+    poll_interval_seconds: float,
+    client_order_id: str | None,
+    logger: logging.Logger | None,
+) -> FillResult:
     log = logger or _logger
     start = clock.monotonic()
     deadline = start + timeout_seconds

@@ -204,6 +204,7 @@ class PositionKeeper:
         elif result.verdict == "mismatch" and result.broker_qty is not None:
             result = self._sync(symbol, result, version)
         self.observer.position_check(result.verdict or "unverified")
+        self.observer.position_check_by_symbol(symbol, result.verdict or "unverified")
         return result
 
     def _sync(self, symbol: str, result: ConsistencyResult, version: int) -> ConsistencyResult:
