@@ -9,6 +9,18 @@ import pytest
 from fillguard.sim import SimServer, run_simulator
 
 
+@pytest.fixture(autouse=True)
+def _fillguard_process_state() -> Iterator[None]:
+    """Every test starts without another test's trackers, stream connections or budgets."""
+    yield
+    from fillguard import budget
+    from fillguard.tracker import shutdown_all
+
+    shutdown_all()
+    with budget._registry_lock:
+        budget._registry.clear()
+
+
 @pytest.fixture(scope="session")
 def sim_server() -> Iterator[SimServer]:
     """The simulator on a free loopback port (calm, seed 0, no rate limit), stopped at the end."""

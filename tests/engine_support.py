@@ -36,6 +36,8 @@ def fast_config(**overrides: Any) -> FillDetectionConfig:
         "request_timeout_seconds": 1.0,
         "final_verification_seconds": 1.0,
         "not_found_grace_seconds": 0.5,
+        # The request budget has its own tests; here it would only add fake-time waits.
+        "rate_limit_per_minute": None,
     }
     values.update(overrides)
     return FillDetectionConfig(**values)

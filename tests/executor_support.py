@@ -152,6 +152,8 @@ def fast_config(*, use_engine: bool = True, timeout: float = 5.0, **overrides: A
         "retry_max_delay": 0.5,
         "final_verification_seconds": 5.0,
         "not_found_grace_seconds": 2.0,
+        # The request budget has its own tests; here it would only add fake-time waits.
+        "rate_limit_per_minute": None,
     }
     for name in list(overrides):
         if name in FillDetectionConfig.__dataclass_fields__:

@@ -39,6 +39,10 @@ def config(**overrides: Any) -> FillDetectionConfig:
         "request_timeout_seconds": 0.5,
         "final_verification_seconds": 1.0,
         "not_found_grace_seconds": 1.0,
+        # These tests are about REST reads under faults; the stream and the request budget
+        # (shared by every test on the session's simulator) have their own tests.
+        "use_stream": False,
+        "rate_limit_per_minute": None,
     }
     values.update(overrides)
     return FillDetectionConfig(**values)

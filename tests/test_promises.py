@@ -399,20 +399,22 @@ def test_rule_6_a_retry_after_storm_returns_within_the_trade_bound() -> None:
 def test_rule_7_a_client_side_error_is_not_retried_as_transient() -> None:
     class Broken:
         reads = 0
+        cancels = 0
 
         def get_order_by_id(self, order_id: str) -> Any:
             self.reads += 1
             raise TypeError("a bug in a wrapper")
 
         def cancel_order_by_id(self, order_id: str) -> None:
-            return None
+            self.cancels += 1
 
     client = Broken()
     config = engine_config(max_retries=5, timeout_seconds=1.0, final_verification_seconds=0.5)
     result = FillDetectionEngine(client, config, clock=FakeClock()).monitor_order_fill(ORDER_ID)
     assert result.status is FillStatus.UNKNOWN
     assert result.retries == 0
-    assert client.reads == result.api_calls  # one call per read: none repeated at once
+    # one call per read or cancel: none repeated at once
+    assert client.reads + client.cancels == result.api_calls
 
 
 # ---------------------------------------------------------------------------------- rule 8

@@ -72,6 +72,14 @@ class FillDetectionConfig:
     retry_jitter: float = 0.1
     #: A broker's Retry-After / X-Ratelimit-Reset wait is honoured up to this many seconds.
     max_retry_after_seconds: float = 10.0
+    #: Listen to trade_updates (one shared connection per account) and read REST only where
+    #: the stream is silent; False: poll REST only.
+    use_stream: bool = True
+    #: With a live stream, an order with no event for this long is read by REST (in a sweep).
+    stream_silence_seconds: float = 2.0
+    #: Requests per minute the account's request budget allows (learned from the broker's
+    #: X-Ratelimit-* headers); None: no budget.
+    rate_limit_per_minute: int | None = 200
 
     def __post_init__(self) -> None:
         """Validate every field; raise :class:`InvalidInputError` on the first bad one."""
@@ -111,6 +119,15 @@ class FillDetectionConfig:
             raise InvalidInputError("max_retries", f"must be an int >= 0, got {self.max_retries!r}")
         if self.max_retries < 0:
             raise InvalidInputError("max_retries", f"must be >= 0, got {self.max_retries!r}")
+        if not isinstance(self.use_stream, bool):
+            raise InvalidInputError("use_stream", f"must be a bool, got {self.use_stream!r}")
+        limit = self.rate_limit_per_minute
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidInputError(
+                "rate_limit_per_minute", f"must be an integer >= 1 or None, got {limit!r}"
+            )
         if not isinstance(self.cancel_on_timeout, bool):
             raise InvalidInputError(
                 "cancel_on_timeout", f"must be a bool, got {self.cancel_on_timeout!r}"

@@ -136,6 +136,7 @@ class StateConsistencyValidator:
             position = self.recovery.call(
                 lambda: self.broker.get_position(symbol),
                 deadline=deadline,
+                priority="position",
                 stats=stats,
                 expected_statuses=_NOT_FOUND,
             )

@@ -1,19 +1,17 @@
-"""The fill detection engine: monitor one order until the broker says how it ended.
+"""The fill detection engine: monitor orders until the broker says how each ended.
 
-The loop reads the order with adaptive intervals and asks :class:`MultiMethodVerifier` after
-every read. It ends at once on a complete, priced fill, a rejection, or a cancel or expiry by
-someone else (a partial fill then reported as such). A partial fill is handled by policy
-(cancel the remainder and report the true partial, or wait). ``done_for_day`` is not an end:
-the order resumes next session, so it stays watched. A ``replaced`` order is followed to its
-replacement (``replaced_by``) and the chain's totals are reported.
+:meth:`FillDetectionEngine.monitor_order_fill` (and ``monitor_order_fill_async``) starts a
+:class:`~fillguard.monitor.MonitorMachine` for the order on the account's
+:class:`~fillguard.tracker.OrderTracker` and waits for its answer. The tracker listens to
+trade_updates (one connection per account, shared by every engine) and reads REST only where
+the stream is silent, batching reads into sweeps; one driver runs every monitor, so no thread is
+held per order and many callers may wait at once.
 
 Reads that prove nothing are read again, never believed: failing or refused requests, garbage
-bodies, stale versions (an older state of the order) and half-written records (``filled``
-without its quantity, a quantity without its price). At the deadline,
-:class:`FinalVerificationHandler` makes the last check and, if the order is still open,
-cancels it and reads until the broker's final word: a fill that raced the cancel is returned
-as a fill, and when the final state cannot be learned the result is ``UNKNOWN``, never a
-guess of "not filled".
+bodies, stale versions and half-written records. At the deadline the last check is made and, if
+the order is still open, it is canceled and read until the broker's final word: a fill that
+raced the cancel is returned as a fill, and when the final state cannot be learned the result
+is ``UNKNOWN``, never a guess of "not filled".
 
 Once :meth:`FillDetectionEngine.monitor_order_fill` has a valid order id, it never raises:
 whatever the broker does, the answer is a :class:`FillResult`.
@@ -26,28 +24,30 @@ import math
 import random
 import threading
 import uuid
+import weakref
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from fillguard.broker import ENGINE_METHODS, BrokerClient
 from fillguard.clock import Clock, SystemClock
 from fillguard.config import FillDetectionConfig
-from fillguard.errors import BrokerError, InvalidInputError, RefusedError
-from fillguard.final import FinalCheck, FinalVerificationHandler, is_older_read
+from fillguard.errors import InvalidInputError
+from fillguard.final import FinalVerificationHandler
 from fillguard.gateway import OrderGateway
 from fillguard.logs import log_event
+from fillguard.monitor import MonitorMachine
 from fillguard.monitoring import Monitor, build_result
 from fillguard.observer import NULL_OBSERVER, Observer
-from fillguard.polling import poll_interval
-from fillguard.results import FillResult, FillStatus, FillVerification, Refusal
+from fillguard.results import FillResult, FillStatus
 from fillguard.retry import ErrorRecoveryManager
 from fillguard.snapshot import OrderSnapshot, to_decimal
+from fillguard.tracker import OrderTracker, tracker_for
 from fillguard.transport import own_transport
 from fillguard.verify import MultiMethodVerifier
-from fillguard.waiting import pause
 
-__all__ = ["FillDetectionEngine", "validate_order_id"]
+__all__ = ["FillDetectionEngine", "account_budget", "stream_credentials", "validate_order_id"]
 
 _logger = logging.getLogger("fillguard.engine")
 
@@ -73,14 +73,15 @@ class FillDetectionEngine:
     Args:
         alpaca_client: alpaca-py's ``TradingClient`` or any object with its methods
             (``get_order_by_id``, ``cancel_order_by_id``; ``get`` for activities, optional).
-        config: timing, retry and policy settings.
-        clock: time source (a ``FakeClock`` in tests).
+        config: timing, retry, stream and policy settings.
+        clock: time source (a ``FakeClock`` in tests: the driver then runs in fake time).
         rng: random source for retry jitter.
         observer: receives fill detection, request and retry reports (metrics).
 
-    One engine may monitor many orders from many threads at once. A client with bad
-    credentials (whitespace, control characters) or without the needed methods is refused
-    here with :class:`InvalidInputError`, before any request.
+    Engines on the same account (key id and base URL) share one tracker, one trade_updates
+    connection and one request budget. A client with bad credentials (whitespace, control
+    characters) or without the needed methods is refused here with :class:`InvalidInputError`,
+    before any request.
     """
 
     def __init__(
@@ -102,7 +103,10 @@ class FillDetectionEngine:
         # The SDK has no request timeout and retries 429/504 itself with blocking sleeps:
         # take both over so that our policy is the only one.
         self.transport_owned = own_transport(
-            alpaca_client, request_timeout=self.config.request_timeout_seconds, observer=observer
+            alpaca_client,
+            request_timeout=self.config.request_timeout_seconds,
+            observer=observer,
+            budget=account_budget(alpaca_client, self.config, self.clock, self.observer),
         )
         self.verifier = MultiMethodVerifier()
         self.recovery = ErrorRecoveryManager(
@@ -112,18 +116,27 @@ class FillDetectionEngine:
         self.final = FinalVerificationHandler(
             self.gateway, self.config, self.clock, verifier=self.verifier
         )
-        self._wake_lock = threading.Lock()
-        # Every monitor of an order has its own event (one order may be watched twice).
-        self._wakeups: dict[str, list[threading.Event]] = {}
+        self.tracker = tracker_for(alpaca_client, clock=self.clock, make=self._make_tracker)
+        credentials = stream_credentials(alpaca_client)
+        if self.config.use_stream and credentials is not None:
+            self.tracker.use_stream(*credentials)
+
+    def _make_tracker(self) -> OrderTracker:
+        return OrderTracker(
+            clock=self.clock,
+            sweeper=self.broker if self.broker.raw else None,
+            recovery=self.recovery,
+            observer=self.observer,
+        )
 
     # ------------------------------------------------------------------ wake-ups
     def notify(self, order_id: str) -> bool:
-        """Wake every monitor of ``order_id`` now (e.g. a stream event arrived). False if none."""
-        with self._wake_lock:
-            events = list(self._wakeups.get(str(order_id), ()))
-        for event in events:
-            event.set()
-        return bool(events)
+        """Read ``order_id`` soon (e.g. your own stream handler saw an event). False if no
+        monitor of it is running."""
+        order_id = str(order_id)
+        watched = bool(self.tracker._by_order.get(order_id))
+        self.tracker.poke(order_id)
+        return watched
 
     # ------------------------------------------------------------------ public API
     def monitor_order_fill(
@@ -142,6 +155,49 @@ class FillDetectionEngine:
         request; from then on every outcome is a :class:`FillResult` (``UNKNOWN`` with
         ``refusal`` set when the broker refused to tell: 401, 403, a 404 that never ended).
         """
+        machine = self._machine(order_id, expected_price, timeout, submitted_at, client_order_id)
+        future = self.tracker.submit(machine, self.gateway)
+        try:
+            result = self.tracker.wait(future)
+        except Exception as exc:  # the last guard: an order we watch never makes us raise
+            self._logger.exception("monitoring failed inside fillguard for %s", order_id)
+            result = self._unknown(machine, f"internal error: {type(exc).__name__}: {exc}")
+        log_event(self._logger, logging.INFO, "monitoring_finished", **result.to_log_dict())
+        return result
+
+    async def monitor_order_fill_async(
+        self,
+        order_id: str,
+        *,
+        expected_price: Decimal | float | str | None = None,
+        timeout: float | None = None,
+        submitted_at: datetime | None = None,
+        client_order_id: str | None = None,
+    ) -> FillResult:
+        """:meth:`monitor_order_fill` for asyncio: awaits the driver, holds no thread."""
+        import asyncio
+
+        machine = self._machine(order_id, expected_price, timeout, submitted_at, client_order_id)
+        future = self.tracker.submit(machine, self.gateway)
+        try:
+            if self.tracker.driver.inline:
+                result = await asyncio.to_thread(self.tracker.wait, future)
+            else:
+                result = await asyncio.wrap_future(future)
+        except Exception as exc:
+            self._logger.exception("monitoring failed inside fillguard for %s", order_id)
+            result = self._unknown(machine, f"internal error: {type(exc).__name__}: {exc}")
+        log_event(self._logger, logging.INFO, "monitoring_finished", **result.to_log_dict())
+        return result
+
+    def _machine(
+        self,
+        order_id: Any,
+        expected_price: Any,
+        timeout: Any,
+        submitted_at: datetime | None,
+        client_order_id: str | None,
+    ) -> MonitorMachine:
         order_id = validate_order_id(order_id)
         timeout = self.config.timeout_seconds if timeout is None else timeout
         if (
@@ -167,9 +223,6 @@ class FillDetectionEngine:
             submitted_at=submitted_at,
             client_order_id=client_order_id,
         )
-        wake = threading.Event()
-        with self._wake_lock:
-            self._wakeups.setdefault(order_id, []).append(wake)
         log_event(
             self._logger,
             logging.INFO,
@@ -180,372 +233,83 @@ class FillDetectionEngine:
             expected_price=price,
             config=self.config.to_log_dict(),
         )
-        try:
-            result = self._run(mon, wake)
-        except Exception as exc:  # the last guard: an order we watch never makes us raise
-            self._logger.exception("monitoring failed inside fillguard for %s", order_id)
-            result = self._unknown(mon, f"internal error: {type(exc).__name__}: {exc}")
-        finally:
-            with self._wake_lock:
-                waiting = self._wakeups.get(order_id, [])
-                waiting[:] = [event for event in waiting if event is not wake]
-                if not waiting:
-                    self._wakeups.pop(order_id, None)
-        log_event(self._logger, logging.INFO, "monitoring_finished", **result.to_log_dict())
-        return result
-
-    # ------------------------------------------------------------------ the loop
-    def _run(self, mon: Monitor, wake: threading.Event) -> FillResult:
-        iteration = 0
-        while self.clock.monotonic() < mon.deadline:
-            snap, soon = self._read(mon)
-            if snap is not None:
-                result = self._decide(mon, snap)
-                if result is not None:
-                    return result
-                soon = soon or mon.last is None or self._fill_missing_price(mon.last)
-            interval = (
-                self.config.max_poll_interval
-                if mon.degraded
-                else poll_interval(iteration, self.config)
-            )
-            if soon:
-                # A half-written record, a missing price, a new replacement: read again soon.
-                interval = self.config.initial_poll_interval
-            waited = pause(self.clock, interval, deadline=mon.deadline, wake=wake)
-            if waited <= 0:
-                break
-            mon.intervals.append(waited)
-            log_event(
-                self._logger,
-                logging.DEBUG,
-                "poll_interval",
-                order_id=mon.order_id,
-                iteration=iteration,
-                interval=waited,
-                degraded=mon.degraded,
-            )
-            iteration += 1
-        return self._handle_timeout(mon)
-
-    def _read(self, mon: Monitor) -> tuple[OrderSnapshot | None, bool]:
-        """The next read worth deciding on, and whether to read again soon."""
-        try:
-            snap = self.gateway.read(
-                mon.current_id, deadline=mon.deadline, stats=mon.stats, grace_until=mon.grace()
-            )
-        except BrokerError as err:
-            if isinstance(err, RefusedError):
-                mon.refusal = Refusal(err.status_code, err.code, err.message)
-            if not mon.degraded:
-                log_event(
-                    self._logger,
-                    logging.ERROR,
-                    "monitoring_degraded",
-                    order_id=mon.current_id,
-                    reason=str(err),
-                    next_interval=self.config.max_poll_interval,
-                )
-            mon.degraded = True
-            return None, False
-        mon.degraded = False
-        mon.checks += 1
-        if snap.status is None:
-            return None, False  # garbage read: says nothing; read again
-        mon.refusal = None
-        if snap.is_half_updated:
-            log_event(
-                self._logger,
-                logging.INFO,
-                "half_updated_read",
-                order_id=mon.current_id,
-                status=snap.status,
-                filled_qty=snap.filled_qty,
-                filled_avg_price=snap.filled_avg_price,
-            )
-            return None, True
-        if not self._observe(mon, snap):
-            return None, False  # an older version of the order: says nothing new
-        return snap, False
-
-    def _observe(self, mon: Monitor, snap: OrderSnapshot) -> bool:
-        """Take ``snap`` as the latest known state; False (ignored) if it is a stale read."""
-        if mon.last is not None and is_older_read(mon.last, snap):
-            log_event(
-                self._logger,
-                logging.INFO,
-                "stale_read_ignored",
-                order_id=mon.current_id,
-                status=snap.status,
-                filled_qty=snap.filled_qty,
-                known_status=mon.last.status,
-                known_filled_qty=mon.last.filled_qty,
-            )
-            return False
-        old = mon.last.status if mon.last is not None else None
-        if snap.status != old or (mon.last is not None and snap.filled_qty != mon.last.filled_qty):
-            log_event(
-                self._logger,
-                logging.INFO,
-                "status_transition",
-                order_id=mon.order_id,
-                old=old,
-                new=snap.status,
-                filled_qty=snap.filled_qty,
-                elapsed=round(self.clock.monotonic() - mon.start, 6),
-                checks=mon.checks,
-            )
-        if mon.submitted_at is None and snap.submitted_at is not None:
-            mon.submitted_at = snap.submitted_at
-        if mon.client_order_id is None:
-            mon.client_order_id = snap.client_order_id
-        mon.last = snap
-        return True
-
-    def _freshest(self, mon: Monitor, check: FinalCheck) -> FinalCheck:
-        """``check``, or what was already known in its place if it read an older version."""
-        if check.snapshot is None or check.snapshot.status is None:
-            return check
-        if self._observe(mon, check.snapshot) or mon.last is None:
-            return check
-        known = mon.last
-        verification = self.verifier.verify_fill(known, submitted_at=mon.submitted_at)
-        settled = (verification.is_filled and known.filled_avg_price is not None) or (
-            known.is_terminal and not verification.is_filled
-        )
-        return FinalCheck(known, verification, settled, check.cancel, check.price_source)
-
-    def _fill_missing_price(self, snap: OrderSnapshot) -> bool:
-        return snap.filled_avg_price is None and (snap.status == "filled" or snap.quantity_complete)
-
-    def _follow(self, mon: Monitor, snap: OrderSnapshot) -> bool:
-        """Follow a replaced order to its replacement; False if it cannot be followed."""
-        if snap.status != "replaced" or not snap.replaced_by:
-            return False
-        if len(mon.links) >= _MAX_CHAIN or snap.replaced_by == mon.current_id:
-            return False
-        log_event(
-            self._logger,
-            logging.WARNING,
-            "order_replaced",
-            order_id=mon.current_id,
-            replaced_by=snap.replaced_by,
-            filled_qty=snap.filled_qty,
-        )
-        mon.follow(snap, snap.replaced_by)
-        return True
-
-    def _decide(self, mon: Monitor, snap: OrderSnapshot) -> FillResult | None:
-        if snap.status == "replaced":
-            if not self._follow(mon, snap):
-                log_event(
-                    self._logger, logging.WARNING, "replacement_unknown", order_id=mon.current_id
-                )
-            return None  # read the replacement (or the replaced order again) soon
-        verification = self.verifier.verify_fill(snap, submitted_at=mon.submitted_at)
-        if verification.is_filled:
-            if snap.filled_avg_price is not None:
-                return self._result(mon, snap, FillStatus.FILLED, "polling", verification)
-            log_event(
-                self._logger,
-                logging.INFO,
-                "fill_price_pending",
-                order_id=mon.current_id,
-                status=snap.status,
-                filled_qty=snap.filled_qty,
-            )
-            return None
-        if snap.status == "rejected":
-            return self._result(mon, snap, FillStatus.REJECTED, "polling", verification)
-        if snap.status in _ENDED_BY_OTHERS:
-            method = "partial_fill_cancel" if mon.cancel_sent else "polling"
-            if self._chain_filled(mon, snap) > 0:
-                # Shares executed before the cancel or expiry: that is the answer.
-                return self._result(mon, snap, FillStatus.PARTIALLY_FILLED, method, verification)
-            return self._result(mon, snap, _ENDED_BY_OTHERS[snap.status], method, verification)
-        if (
-            snap.filled_qty > 0
-            and self.config.partial_fill_policy == "cancel_remainder"
-            and not mon.cancel_sent
-        ):
-            return self._cancel_remainder(mon, snap)
-        return None  # still live (new, partially filled, done for the day, pending ...)
-
-    @staticmethod
-    def _chain_filled(mon: Monitor, snap: OrderSnapshot) -> Decimal:
-        return snap.filled_qty + sum((link.filled_qty for link in mon.links), Decimal(0))
-
-    def _cancel_remainder(self, mon: Monitor, snap: OrderSnapshot) -> FillResult | None:
-        log_event(
-            self._logger,
-            logging.WARNING,
-            "partial_fill_detected",
-            order_id=mon.current_id,
-            filled_qty=snap.filled_qty,
-            requested_qty=snap.qty,
-            fill_price=snap.filled_avg_price,
-            action="cancel_remainder",
-        )
-        budget = min(
-            self.clock.monotonic() + self.config.final_verification_seconds, mon.final_deadline
-        )
-        check = self.final.verify_after_cancel_attempt(
-            mon.current_id,
-            deadline=budget,
-            stats=mon.stats,
-            submitted_at=mon.submitted_at,
-            grace_until=mon.grace(),
-        )
-        if check.cancel is not None and check.cancel.kind == "accepted":
-            mon.cancel_sent = True  # accepted: don't resend, but keep reading to the end
-        check = self._freshest(mon, check)
-        if check.snapshot is not None and self._follow(mon, check.snapshot):
-            return None  # replaced meanwhile: watch the replacement
-        if not check.settled:
-            log_event(
-                self._logger,
-                logging.WARNING,
-                "partial_cancel_unsettled",
-                order_id=mon.current_id,
-                cancel=check.cancel.kind if check.cancel else None,
-            )
-            return None  # keep monitoring; the cancel may be resent if it failed
-        return self._from_final(mon, check, "partial_fill_cancel")
-
-    # ------------------------------------------------------------------ deadline
-    def _handle_timeout(self, mon: Monitor) -> FillResult:
-        log_event(
-            self._logger,
-            logging.INFO,
-            "deadline_reached",
-            order_id=mon.order_id,
-            checks=mon.checks,
-            last_status=mon.last.status if mon.last else None,
-        )
-        for _hop in range(_MAX_CHAIN):
-            check = self.final.perform_final_check(
-                mon.current_id,
-                deadline=mon.final_deadline,
-                stats=mon.stats,
-                submitted_at=mon.submitted_at,
-                grace_until=mon.grace(),
-            )
-            check = self._freshest(mon, check)
-            if check.snapshot is not None and self._follow(mon, check.snapshot):
-                continue
-            if check.filled or check.settled:
-                return self._from_final(mon, check, "final_check")
-            if check.verification is not None and check.verification.is_filled:
-                # The broker says filled but never showed the price within the budget.
-                return self._from_final(mon, check, "final_check")
-            if not self.config.cancel_on_timeout:
-                return self._not_canceled(mon, check)
-            post = self.final.verify_after_cancel_attempt(
-                mon.current_id,
-                deadline=mon.final_deadline,
-                stats=mon.stats,
-                submitted_at=mon.submitted_at,
-                grace_until=mon.grace(),
-            )
-            post = self._freshest(mon, post)
-            if post.snapshot is not None and self._follow(mon, post.snapshot):
-                continue  # our cancel met a replace: the replacement is the order now
-            return self._from_final(mon, post, "cancel_verification")
-        return self._unknown(mon, "the order kept being replaced past the verification budget")
-
-    def _not_canceled(self, mon: Monitor, check: FinalCheck) -> FillResult:
-        snap = check.snapshot
-        if snap is None:
-            return self._unknown(mon, "final state could not be read")
-        status = (
-            FillStatus.PARTIALLY_FILLED if self._chain_filled(mon, snap) > 0 else FillStatus.TIMEOUT
-        )
-        return self._result(
+        return MonitorMachine(
             mon,
-            snap,
-            status,
-            "final_check",
-            check.verification,
-            error=f"still {snap.status} at the deadline (not canceled)",
+            self.config,
+            stream_live=self.config.use_stream and self.tracker.stream_live,
+            stream_silence_seconds=self.config.stream_silence_seconds,
+            uses_stream=self.config.use_stream,
+            verifier=self.verifier,
+            observer=self.observer,
+            logger=self._logger,
         )
 
-    def _from_final(self, mon: Monitor, check: FinalCheck, method: str) -> FillResult:
-        snap = check.snapshot
-        if snap is None:
-            return self._unknown(mon, "the broker's final state could not be read in time")
-        verification = check.verification
-        if verification is not None and verification.is_filled:
-            if check.price_source == "activities":
-                method = f"{method}+activities"
-            if snap.filled_avg_price is None:
-                price = self.gateway.fill_price_from_activities(
-                    mon.current_id, snap.filled_qty, deadline=mon.final_deadline, stats=mon.stats
-                )
-                if price is None:
-                    return self._result(
-                        mon,
-                        snap,
-                        FillStatus.UNKNOWN,
-                        method,
-                        verification,
-                        error="broker reports the order filled but its fill price is not available yet",
-                    )
-                snap = _with_price(snap, price)
-                method = f"{method}+activities"
-            return self._result(mon, snap, FillStatus.FILLED, method, verification)
-        if not check.settled:
-            return self._result(
-                mon,
-                snap,
-                FillStatus.UNKNOWN,
-                method,
-                verification,
-                error=f"order still {snap.status} when the verification budget ran out",
-            )
-        status = snap.status or ""
-        filled = self._chain_filled(mon, snap)
-        if status == "rejected" and filled <= 0:
-            return self._result(mon, snap, FillStatus.REJECTED, method, verification)
-        if filled > 0:
-            return self._result(mon, snap, FillStatus.PARTIALLY_FILLED, method, verification)
-        if status == "expired" and check.cancel is None:
-            return self._result(mon, snap, FillStatus.EXPIRED, method, verification)
-        if check.cancel is not None:
-            return self._result(mon, snap, FillStatus.TIMEOUT, method, verification)
-        return self._result(
-            mon, snap, _ENDED_BY_OTHERS.get(status, FillStatus.CANCELED), method, verification
-        )
-
-    # ------------------------------------------------------------------ results
-    def _unknown(self, mon: Monitor, reason: str) -> FillResult:
+    def _unknown(self, machine: MonitorMachine, reason: str) -> FillResult:
+        mon = machine.mon
         snap = mon.last or OrderSnapshot(order_id=mon.current_id)
-        return self._result(mon, snap, FillStatus.UNKNOWN, "final_check", None, error=reason)
-
-    def _result(
-        self,
-        mon: Monitor,
-        snap: OrderSnapshot,
-        status: FillStatus,
-        method: str,
-        verification: FillVerification | None,
-        *,
-        error: str | None = None,
-    ) -> FillResult:
         return build_result(
             mon,
             snap,
-            status,
-            method,
-            verification,
+            FillStatus.UNKNOWN,
+            "final_check",
+            None,
             config=self.config,
-            clock=self.clock,
+            now=self.clock.monotonic(),
             logger=self._logger,
             observer=self.observer,
-            error=error,
+            error=reason,
         )
 
 
-def _with_price(snap: OrderSnapshot, price: Decimal) -> OrderSnapshot:
-    from dataclasses import replace
+def stream_credentials(client: Any) -> tuple[str, str, str] | None:
+    """(key id, secret, base URL) when ``client`` can use trade_updates, else None.
 
-    return replace(snap, filled_avg_price=price)
+    Needs an API key pair (no OAuth) and an ``http(s)`` base URL; a client wired to the
+    in-process simulator (no sockets) has no stream.
+    """
+    key = getattr(client, "_api_key", None)
+    secret = getattr(client, "_secret_key", None)
+    base = getattr(client, "_base_url", None)
+    base_url = str(getattr(base, "value", base) or "")
+    host = urlsplit(base_url).hostname or ""
+    if getattr(client, "_fillguard_in_process", False) or host.endswith(".invalid"):
+        return None  # no sockets behind it (RFC 2606: .invalid never resolves)
+    if not (isinstance(key, str) and isinstance(secret, str) and key and secret):
+        return None
+    if not base_url.startswith(("http://", "https://")):
+        return None
+    return key, secret, base_url
+
+
+def account_budget(
+    client: Any, config: FillDetectionConfig, clock: Clock, observer: Observer
+) -> Any:
+    """The account's request budget in this process (None when the config has none)."""
+    if config.rate_limit_per_minute is None:
+        return None
+    key = getattr(client, "_api_key", None) or getattr(client, "_oauth_token", None)
+    base = getattr(client, "_base_url", None)
+    base_url = str(getattr(base, "value", base) or "")
+    if not key or not base_url:
+        return None
+    from fillguard.budget import RequestBudget, budget_for
+    from fillguard.budget_core import BudgetConfig
+
+    settings = BudgetConfig(limit=config.rate_limit_per_minute)
+    if isinstance(clock, SystemClock):
+        return budget_for(str(key), base_url, config=settings, clock=clock, observer=observer)
+    # A fake clock is a world of its own: one budget per account per clock.
+    with _fake_lock:
+        table = _fake_budgets.setdefault(clock, {})
+        budget = table.get((str(key), base_url))
+        if budget is None:
+            budget = table[(str(key), base_url)] = RequestBudget(
+                settings, clock=clock, observer=observer
+            )
+        return budget
+
+
+_fake_lock = threading.Lock()
+_fake_budgets: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = (
+    weakref.WeakKeyDictionary()
+)

@@ -92,6 +92,7 @@ class OrderGateway:
             self.recovery.call(
                 lambda: self.broker.cancel(order_id),
                 deadline=deadline,
+                priority="cancel",
                 order_id=order_id,
                 stats=stats,
             )

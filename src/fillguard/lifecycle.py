@@ -11,7 +11,9 @@ late observations can only be harmless:
   ignored: it proves nothing;
 * an execution is counted once, by ``execution_id``; its event's ``position_qty`` (the account's
   position after it) is kept for the position check;
-* the average price is the one written with the largest filled quantity.
+* the average price is the one written with the largest filled quantity;
+* a record whose ``client_order_id`` (or submission time) differs from the view's is another
+  order under a reused id: it starts the view afresh.
 
 A ``fill`` event carrying the full order (status filled, the whole quantity, a price) is the
 broker's word: the view is then :attr:`OrderView.complete` and no REST read is needed.
@@ -118,6 +120,19 @@ def _older(known: OrderSnapshot, new: OrderSnapshot) -> bool:
     )
 
 
+def _another_order(known: OrderSnapshot, new: OrderSnapshot) -> bool:
+    """Whether ``new`` is a different order that reuses ``known``'s id (a reset account)."""
+    if known.status is None:
+        return False
+    if (
+        known.client_order_id
+        and new.client_order_id
+        and known.client_order_id != new.client_order_id
+    ):
+        return True
+    return bool(known.submitted_at and new.submitted_at and known.submitted_at != new.submitted_at)
+
+
 def _combine(known: OrderSnapshot, new: OrderSnapshot) -> OrderSnapshot:
     """``new`` as the current version, keeping what only ``known`` knew (a price, fields)."""
     price = new.filled_avg_price
@@ -170,6 +185,13 @@ def merge(view: OrderView, observation: Observation) -> tuple[OrderView, bool]:
             position_qty=observation.position_qty if newer else view.position_qty,
             position_time=observation.event_time if newer else view.position_time,
         )
+    if snap.status is not None and not snap.is_half_updated and _another_order(view.snapshot, snap):
+        fresh = replace(
+            view_of(view.order_id),
+            last_event_at=heard.last_event_at,
+            last_rest_at=heard.last_rest_at,
+        )
+        return merge(fresh, observation)
     if snap.status is None or snap.is_half_updated or _older(view.snapshot, snap):
         return position, False
     merged = _combine(view.snapshot, snap) if view.snapshot.status is not None else snap

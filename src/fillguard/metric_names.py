@@ -246,5 +246,3 @@ JOURNAL_WRITE = _F(
     ("kind",),
     _JOURNAL_BUCKETS,
 )
-
-

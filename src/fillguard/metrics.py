@@ -147,13 +147,17 @@ class PrometheusMetrics:
         # (endpoint, code) as reported -> (counter cell, histogram cell), well-formed keys only.
         self._request_cells: dict[tuple[object, object], tuple[Cell, HistogramCell]] = {}
         self._retries = _Bounded(family(names.RETRIES), RETRY_REASONS, precreate=True)
-        self._position_checks = _Bounded(family(names.POSITION_CHECKS), POSITION_RESULTS, precreate=True)
+        self._position_checks = _Bounded(
+            family(names.POSITION_CHECKS), POSITION_RESULTS, precreate=True
+        )
         self._position_syncs = family(names.POSITION_SYNCS).value_cell()
         self._by_symbol = family(names.BY_SYMBOL) if symbol_labels else None
         self._symbol_cells: dict[tuple[object, object], Cell] = {}
         self._symbols: set[str] = set()
         self._stream_connected = family(names.STREAM_CONNECTED).value_cell()
-        self._stream_events = _Bounded(family(names.STREAM_EVENTS), STREAM_EVENT_KINDS, precreate=False)
+        self._stream_events = _Bounded(
+            family(names.STREAM_EVENTS), STREAM_EVENT_KINDS, precreate=False
+        )
         self._stream_reconnects = _Bounded(
             family(names.STREAM_RECONNECTS), STREAM_RECONNECT_REASONS, precreate=True
         )

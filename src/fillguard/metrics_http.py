@@ -72,7 +72,9 @@ def serve(
         raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
     target = registry if isinstance(registry, CollectorRegistry) else registry.registry
     server_class: type[ThreadingWSGIServer] = _Server6 if ":" in host else ThreadingWSGIServer
-    server = make_server(host, port, make_wsgi_app(target), server_class, handler_class=_QuietHandler)
+    server = make_server(
+        host, port, make_wsgi_app(target), server_class, handler_class=_QuietHandler
+    )
     actual_port = int(server.server_port)
     # A short poll interval: stop() returns within ~50 ms instead of serve_forever's 0.5 s.
     thread = threading.Thread(

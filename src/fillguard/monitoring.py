@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from fillguard.clock import Clock
 from fillguard.config import FillDetectionConfig
 from fillguard.logs import log_event
 from fillguard.observer import Observer
@@ -108,7 +107,7 @@ def build_result(
     verification: FillVerification | None,
     *,
     config: FillDetectionConfig,
-    clock: Clock,
+    now: float,
     logger: logging.Logger,
     observer: Observer,
     error: str | None = None,
@@ -157,7 +156,7 @@ def build_result(
             filled_at=snap.filled_at,
             detection_method=method,
             verification=verification,
-            elapsed_seconds=clock.monotonic() - mon.start,
+            elapsed_seconds=now - mon.start,
             api_calls=mon.stats.calls,
             retries=mon.stats.retries,
             slippage_pct=slippage,

@@ -116,6 +116,7 @@ class PositionKeeper:
                 raw = self.recovery.call(
                     functools.partial(self.broker.get_order, current),
                     deadline=deadline,
+                    priority="position",
                     order_id=current,
                     stats=RetryStats(),
                     max_retries=0,

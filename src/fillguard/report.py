@@ -224,7 +224,9 @@ def _bars_svg(label: str, rows: Sequence[tuple[str, int]]) -> str:
         w = round(count / most * bar_w)
         css = "warn" if name in _BAD_OUTCOMES and count else "bar"
         parts.append(f'<text x="{name_w - 8}" y="{y + 15}" text-anchor="end">{_e(name)}</text>')
-        parts.append(f'<rect class="{css}" x="{name_w}" y="{y + 3}" width="{w}" height="{row_h - 6}"/>')
+        parts.append(
+            f'<rect class="{css}" x="{name_w}" y="{y + 3}" width="{w}" height="{row_h - 6}"/>'
+        )
         parts.append(f'<text x="{name_w + w + 6}" y="{y + 15}">{count}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -279,7 +281,9 @@ def html_report(summary: ReportSummary | Mapping[str, object]) -> str:
     out.append(f'<h2>Detection latency <span class="count">({count} monitors)</span></h2>')
     if buckets:
         out.append(_histogram_svg(buckets))
-        out.append('<table class="latency"><tr><th>from</th><th>to</th><th class="n">count</th></tr>')
+        out.append(
+            '<table class="latency"><tr><th>from</th><th>to</th><th class="n">count</th></tr>'
+        )
         out.extend(
             f"<tr><td>{_e(format_seconds(b.low))}</td><td>{_e(format_seconds(b.high))}</td>"
             f'<td class="n">{b.count}</td></tr>'
@@ -288,7 +292,10 @@ def html_report(summary: ReportSummary | Mapping[str, object]) -> str:
         out.append("</table>")
     else:
         out.append("<p>No latencies recorded.</p>")
-    for css, heading, rows in (("outcomes", "Outcomes", outcomes), ("requests", "Request mix", mix)):
+    for css, heading, rows in (
+        ("outcomes", "Outcomes", outcomes),
+        ("requests", "Request mix", mix),
+    ):
         out.append(f"<h2>{heading}</h2>")
         if rows:
             out.append(_bars_svg(heading, rows))

@@ -189,6 +189,7 @@ class ErrorRecoveryManager:
         stats: RetryStats | None = None,
         expected_statuses: frozenset[int] = frozenset(),
         max_retries: int | None = None,
+        priority: str = "lookup",
     ) -> T:
         """Call ``fn`` until it succeeds, a failure is not transient, or retries run out.
 
@@ -201,7 +202,8 @@ class ErrorRecoveryManager:
           ``UnparseableResponseError``, CLIENT_ERROR -> ``ClientSideError``.
 
         Each attempt may take at most the time left before ``deadline`` (and never more than
-        the request timeout). The first call is always made, even at or past the deadline,
+        the request timeout; ``priority`` is its place in the account's request budget). The
+        first call is always made, even at or past the deadline,
         with a minimal budget. ``stats`` is updated. A refusal whose HTTP status is in
         ``expected_statuses`` is logged at DEBUG, not WARNING.
         """
@@ -217,7 +219,7 @@ class ErrorRecoveryManager:
             if deadline is not None:
                 budget = max(deadline - self.clock.monotonic(), MIN_REQUEST_SECONDS)
             try:
-                with request_budget(budget):
+                with request_budget(budget, deadline=deadline, priority=priority):
                     return fn()
             except Exception as exc:
                 stats.errors += 1

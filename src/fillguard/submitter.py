@@ -72,6 +72,7 @@ def _post(
             client_order_id=coid,
             stats=stats,
             max_retries=0,
+            priority="submit",
         )
     except RefusedError as err:
         return Refused(_refusal(err), is_duplicate_id_refusal(err.status_code, err.message))

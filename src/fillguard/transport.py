@@ -36,6 +36,7 @@ from fillguard.observer import NULL_OBSERVER, Observer, endpoint_of
 __all__ = [
     "CONNECT_TIMEOUT_CAP",
     "MIN_REQUEST_SECONDS",
+    "BudgetTimeout",
     "RequestTimeout",
     "own_transport",
     "request_budget",
@@ -50,6 +51,7 @@ MIN_REQUEST_SECONDS = 0.05
 # Marks a session whose ``request`` is already wrapped, so a second call doesn't stack wrappers.
 _MARK = "_fillguard_timeout"
 _OBSERVER = "_fillguard_observer"
+_BUDGET = "_fillguard_budget"
 
 # Seconds the current request may take in total (set by the caller's retry layer).
 _budget: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -61,14 +63,33 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
+# The caller's deadline (on its injected clock) and the request's priority, for the budget.
+_caller: contextvars.ContextVar[tuple[float | None, str]] = contextvars.ContextVar(
+    "fillguard_request_caller", default=(None, "lookup")
+)
+
+
 @contextlib.contextmanager
-def request_budget(seconds: float | None) -> Iterator[None]:
-    """Requests made inside the block take at most ``seconds`` each (None: the request timeout)."""
+def request_budget(
+    seconds: float | None, *, deadline: float | None = None, priority: str = "lookup"
+) -> Iterator[None]:
+    """Requests made inside the block take at most ``seconds`` each (None: the request timeout).
+
+    ``deadline`` (a ``clock.monotonic()`` time of the caller's clock) bounds the wait for the
+    account's request budget, and ``priority`` (cancel, submit, lookup, position, sweep) is the
+    request's place in its queue.
+    """
     token = _budget.set(seconds)
+    caller = _caller.set((deadline, priority))
     try:
         yield
     finally:
+        _caller.reset(caller)
         _budget.reset(token)
+
+
+class BudgetTimeout(requests.exceptions.ConnectTimeout):
+    """The account's request budget had no room before the caller's deadline: nothing was sent."""
 
 
 class RequestTimeout(tuple[float, float]):
@@ -174,7 +195,11 @@ def _mount_deadline_adapters(session: requests.Session) -> None:
 
 
 def own_transport(
-    client: object, *, request_timeout: float, observer: Observer | None = None
+    client: object,
+    *,
+    request_timeout: float,
+    observer: Observer | None = None,
+    budget: Any = None,
 ) -> bool:
     """Give every request of ``client`` a total deadline and turn off its hidden retries.
 
@@ -182,8 +207,11 @@ def own_transport(
     Each request gets ``timeout=(min(3.05, budget), budget)`` with ``budget`` the request
     timeout or the caller's :func:`request_budget`, whichever is smaller, and the whole request
     (headers and body) must finish within ``budget``. A timeout the caller passes is kept.
-    ``_retry`` is set to 0. Idempotent; calling again updates the timeout and observer.
-    Returns False, changing nothing, for a client without a session.
+    ``_retry`` is set to 0. With a ``budget`` (a :class:`fillguard.budget.RequestBudget`),
+    every request first waits for its turn (and is not sent, :class:`BudgetTimeout`, when that
+    cannot come before the caller's deadline) and every response teaches the budget. Idempotent;
+    calling again updates the timeout, observer and budget. Returns False, changing nothing, for
+    a client without a session.
     """
     read_timeout = _valid_timeout(request_timeout)
     session = getattr(client, "_session", None)
@@ -203,14 +231,26 @@ def own_transport(
             if "timeout" not in kwargs:
                 kwargs["timeout"] = RequestTimeout(min(CONNECT_TIMEOUT_CAP, total), total, total)
             watcher: Observer = getattr(session, _OBSERVER, NULL_OBSERVER)
+            gate = getattr(session, _BUDGET, None)
+            if gate is not None:
+                deadline, priority = _caller.get()
+                if not gate.acquire(priority, deadline_monotonic=deadline):
+                    raise BudgetTimeout("no request budget before the deadline; nothing was sent")
             started = time.monotonic()
             token = _deadline.set(started + total)
             code = "transport_error"
+            response: requests.Response | None = None
             try:
                 response = original(method, url, **kwargs)
                 code = str(response.status_code)
                 return response
             finally:
+                if gate is not None:
+                    with contextlib.suppress(Exception):
+                        gate.observe(
+                            None if response is None else response.status_code,
+                            None if response is None else response.headers,
+                        )
                 _deadline.reset(token)
                 with contextlib.suppress(Exception):  # an observer must never break a request
                     watcher.broker_request(
@@ -222,6 +262,8 @@ def own_transport(
     setattr(session, _MARK, read_timeout)
     if observer is not None:
         setattr(session, _OBSERVER, observer)
+    if budget is not None:
+        setattr(session, _BUDGET, budget)
     if hasattr(client, "_retry"):
         # alpaca-py's own loop retries 429/504 with time.sleep(3); ours is deadline-aware.
         setattr(client, "_retry", 0)  # noqa: B010 - client is an untyped object

@@ -40,7 +40,7 @@ def alert_rules_text(runbook_base: str | None = None) -> str:
     text = _read(ALERTS_FILE)
     if runbook_base is None:
         return text
-    if not runbook_base or any(c in runbook_base for c in "\"\n\r#"):
+    if not runbook_base or any(c in runbook_base for c in '"\n\r#'):
         raise ValueError(
             f"runbook_base must be a non-empty URL without quotes, '#' or newlines, got {runbook_base!r}"
         )

@@ -51,7 +51,9 @@ _OTHER = "other"
 def _knobs() -> frozenset[str]:
     # Every ``*_rate`` knob fires under its name without ``_rate`` (``http_error_rate`` ->
     # ``http_error``); read from FaultProfile so a new knob is counted without a change here.
-    return frozenset(f.name.removesuffix("_rate") for f in fields(FaultProfile) if f.name.endswith("_rate"))
+    return frozenset(
+        f.name.removesuffix("_rate") for f in fields(FaultProfile) if f.name.endswith("_rate")
+    )
 
 
 class SimMetrics:
@@ -83,9 +85,7 @@ class SimMetrics:
         endpoint = _SIM_CONTROL if bare.startswith("/_sim") else endpoint_of(method, bare)
         status = "reset" if answer.fault == "reset" else str(answer.status)
         knob = answer.fault_name
-        submitted = endpoint == "submit_order" and (
-            answer.status == 200 or knob == "lost_submit"
-        )
+        submitted = endpoint == "submit_order" and (answer.status == 200 or knob == "lost_submit")
         with self._lock:
             key = (endpoint, status)
             self._requests[key] = self._requests.get(key, 0) + 1
@@ -143,7 +143,9 @@ class SimMetrics:
                 faults.add_metric([knob], count)
             orders.add_metric([], submitted)
             connections.add_metric([], len(stats))
-            open_connections.add_metric([], sum(1 for s in stats if not getattr(s, "closed", False)))
+            open_connections.add_metric(
+                [], sum(1 for s in stats if not getattr(s, "closed", False))
+            )
             errors.add_metric([], self._handler_errors())
         yield from (requests, faults, orders, connections, open_connections, errors)
 
