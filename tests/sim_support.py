@@ -90,6 +90,27 @@ def make_sim(
     return Sim(clock, broker, api, client)
 
 
+FLAT = BrokerConfig(
+    price_volatility=0.0,
+    initial_prices=(("AAPL", Decimal("100")), ("MSFT", Decimal("400"))),
+)
+
+
+def flat_sim(seed: int = 1, config: BrokerConfig = FLAT, **knobs: Any) -> Sim:
+    """A simulator with flat prices (AAPL 100, MSFT 400), no rate limit and ``knobs`` on."""
+    return make_sim(seed=seed, faults=knobs, config=config)
+
+
+def run_until(sim: Sim, done: Callable[[], bool], limit: float = 30.0) -> None:
+    """Step fake time from one scheduled action to the next until ``done()`` (or ``limit`` s)."""
+    start = sim.broker.t()
+    while not done():
+        due = sim.broker.next_due()
+        assert due is not None, "nothing left to happen"
+        assert due - start <= limit, "condition not reached in time"
+        sim.advance(max(0.0, due - sim.broker.t()) + 1e-9)
+
+
 def with_timeout(client: Any, timeout: float) -> None:
     """Give every request of ``client`` a read timeout, as fillguard's transport does."""
     inner: Callable[..., Any] = client._session.request

@@ -394,6 +394,7 @@ class SimApi:
     def _replace(self, req: ApiRequest, order_id: str) -> ApiResponse:
         body = body_of(req.body)
         try:
+            self.broker.require_visible(order_id)
             change = parse_replace_request(req.body)
             new = self.broker.replace(order_id, change)
         except DuplicateClientOrderIdError:
@@ -464,6 +465,7 @@ class SimApi:
         return json_response(200, self.broker.get_order(order_id, stale=self._stale()))
 
     def _cancel(self, req: ApiRequest, order_id: str) -> ApiResponse:
+        self.broker.require_visible(order_id)
         self.broker.cancel(order_id)
         return ApiResponse(204)
 
@@ -535,7 +537,7 @@ class SimApi:
         return json_response(207, out)
 
     def _fills(self, req: ApiRequest) -> ApiResponse:
-        rows = [wire.execution_json(e) for e in self.broker.executions]
+        rows = [wire.execution_json(e) for e in self.broker.fill_executions()]
         direction = (req.arg("direction") or "desc").lower()
         if direction == "desc":
             rows.reverse()

@@ -379,20 +379,29 @@ class Lifecycle(BrokerState):
             order, "not_found_lag", faults.not_found_lag_rate
         )
 
-    def _known(self, order_id: str, t: float) -> SimOrder:
+    def _known(self, order_id: str) -> SimOrder:
         order = self.orders.get(order_id)
         if order is None:
             raise SimError(404, 40410000, "order not found")
-        if self.hidden(order, t):
-            raise SimError(404, 40410000, "order not found", fault="not_found_lag")
         return order
+
+    def require_visible(self, order_id: str) -> None:
+        """Raise the 404 REST answers for an order unknown or in its not_found_lag window.
+
+        The broker's own operations (cancel, replace) know every order; the REST layer asks
+        this first, so a DELETE or PATCH of a hidden order 404s as a read does.
+        """
+        with self.lock:
+            self.advance()
+            if self.hidden(self._known(order_id), self.t()):
+                raise SimError(404, 40410000, "order not found", fault="not_found_lag")
 
     def cancel(self, order_id: str) -> None:
         """Request a cancel: ``pending_cancel`` now, ``canceled`` later unless a fill lands first."""
         with self.lock:
             self.advance()
             t = self.t()
-            order = self._known(order_id, t)
+            order = self._known(order_id)
             if order.status not in CANCELABLE:
                 raise SimError(422, 42210000, f'order is already in "{order.status}" state')
             latency = self.config.cancel_latency.sample(self.rng.stream("cancel_latency"))

@@ -59,7 +59,7 @@ class Replacing(Lifecycle):
         with self.lock:
             self.advance()
             t = self.t()
-            return self._replace(self._known(order_id, t), change, t, external=False)
+            return self._replace(self._known(order_id), change, t, external=False)
 
     def _replace(
         self, old: SimOrder, change: ReplaceRequest, t: float, *, external: bool
