@@ -196,6 +196,13 @@ def test_replace_refuses_terminal_pending_unknown_and_market_with_limit() -> Non
         sim.client.replace_order_by_id(str(uuid.uuid4()))
     assert err.value.status_code == 404
     assert sim.handle("DELETE", f"/v2/orders/{replacing.id}").status == 422, "no cancel now"
+    held = replacing.replacing_with
+    assert held is not None
+    resp = patch(sim, held, {"limit_price": "93"})
+    assert (resp.status, resp.json()["message"]) == (
+        422,
+        "order is pending until the order it replaces is replaced",
+    )
     check_ledger(sim.broker)
 
 

@@ -64,6 +64,12 @@ class Replacing(Lifecycle):
     def _replace(
         self, old: SimOrder, change: ReplaceRequest, t: float, *, external: bool
     ) -> SimOrder:
+        if old.awaiting_replace:
+            # A replacement held in accepted is not live yet: replacing it again would leave
+            # two orders for one intent should its original fill first.
+            raise SimError(
+                422, 42210000, "order is pending until the order it replaces is replaced"
+            )
         if old.status not in REPLACEABLE:
             if old.status in TERMINAL:
                 raise SimError(422, 42210000, f'order is already in "{old.status}" state')
