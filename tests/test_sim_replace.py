@@ -358,3 +358,22 @@ def test_broker_replace_raises_sim_errors() -> None:
     with pytest.raises(SimError) as err:
         sim.broker.replace("nope", ReplaceRequest())
     assert err.value.status == 404
+
+
+def test_every_patch_received_is_in_the_ledger_applied_or_not() -> None:
+    """A PATCH lost to a 5xx fault is recorded (fault:<status>) as an applied one is; a PATCH of
+    an unknown order is kept under patches_without_order."""
+    sim = flat_sim(http_error_rate=1.0)
+    old = sim.broker.submit(
+        order_request(type="limit", limit_price=Decimal(95), time_in_force="gtc")
+    )
+    resp = patch(sim, old.id, {"limit_price": "96"})
+    assert resp.fault_name == "http_error"
+    sim.broker.set_faults(sim.broker.faults.with_(http_error_rate=0.0))
+    assert patch(sim, old.id, {"limit_price": "96"}).status == 200
+    unknown = str(uuid.uuid4())
+    assert patch(sim, unknown, {"qty": 1}).status == 404
+    ledger = sim.handle("GET", "/_sim/ledger").json()
+    outcomes = [p["outcome"] for p in ledger["orders"][0]["patches"]]
+    assert outcomes == [f"fault:{resp.status}", "accepted"]
+    assert [p["outcome"] for p in ledger["patches_without_order"][unknown]] == ["refused:404"]

@@ -36,6 +36,7 @@ from fillguard.sim.messages import (
     json_response,
     not_found_page,
 )
+from fillguard.sim.queries import page_activities, select_orders
 from fillguard.sim.validation import (
     SYMBOL,
     invalid,
@@ -43,7 +44,6 @@ from fillguard.sim.validation import (
     parse_decimal,
     parse_order_request,
     parse_replace_request,
-    parse_time,
 )
 
 __all__ = ["ApiRequest", "ApiResponse", "SimApi", "TrickleStats", "parse_order_request"]
@@ -407,40 +407,8 @@ class SimApi:
         return json_response(200, self.broker.order_view(new))
 
     def _list_orders(self, req: ApiRequest) -> ApiResponse:
-        status = req.arg("status") or "open"
-        if status not in ("open", "closed", "all"):
-            raise invalid(f"invalid status: {status}")
-        limit_s = req.arg("limit") or "50"
-        try:
-            limit = int(limit_s)
-        except ValueError:
-            raise invalid(f"invalid limit: {limit_s}") from None
-        if not 1 <= limit <= 500:
-            raise invalid("limit must be between 1 and 500")
-        direction = (req.arg("direction") or "desc").lower()
-        if direction not in ("asc", "desc"):
-            raise invalid(f"invalid direction: {direction}")
-        after = parse_time(a, "after") if (a := req.arg("after")) else None
-        until = parse_time(u, "until") if (u := req.arg("until")) else None
-        parse_bool(req.arg("nested"), "nested")
-        symbols = {s.strip().upper() for s in (req.arg("symbols") or "").split(",") if s.strip()}
-        side = req.arg("side")
-        orders = []
-        for order in self.broker.list_orders():
-            is_open = order.is_open
-            if (status == "open" and not is_open) or (status == "closed" and is_open):
-                continue
-            if symbols and order.symbol not in symbols:
-                continue
-            if side and order.side != side:
-                continue
-            if after and not order.created_at > after:
-                continue
-            if until and not order.created_at < until:
-                continue
-            orders.append(order)
-        orders.sort(key=lambda o: (o.created_at, o.created_mono), reverse=direction == "desc")
-        return json_response(200, [self.broker.order_view(o) for o in orders[:limit]])
+        orders = select_orders(req, self.broker.list_orders())
+        return json_response(200, [self.broker.order_view(o) for o in orders])
 
     def _cancel_all(self, req: ApiRequest) -> ApiResponse:
         results = self.broker.cancel_all()
@@ -538,16 +506,7 @@ class SimApi:
 
     def _fills(self, req: ApiRequest) -> ApiResponse:
         rows = [wire.execution_json(e) for e in self.broker.fill_executions()]
-        direction = (req.arg("direction") or "desc").lower()
-        if direction == "desc":
-            rows.reverse()
-        size = req.arg("page_size")
-        if size is not None:
-            try:
-                rows = rows[: max(1, min(100, int(size)))]
-            except ValueError:
-                raise invalid(f"invalid page_size: {size}") from None
-        return json_response(200, rows)
+        return json_response(200, page_activities(req, rows))
 
     def _activities(self, req: ApiRequest) -> ApiResponse:
         types = (req.arg("activity_types") or "FILL").upper().split(",")
