@@ -183,14 +183,17 @@ def test_execute_limit_that_does_not_fill_exits_non_zero(sim: SimServer) -> None
     assert entry["order"]["status"] == "canceled"
 
 
-def test_execute_refused_by_the_broker(sim: SimServer) -> None:
+def test_execute_refused_by_the_broker_exits_3(sim: SimServer) -> None:
     result = run(
         "execute", "AAPL", "buy", "1000000", "--json", "--base-url", sim.base_url, env=keys(sim)
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     payload = json.loads(result.output)
+    assert payload["outcome"] == "refused"
     assert payload["order_id"] is None
-    assert "insufficient buying power" in payload["error"]
+    assert payload["refusal"]["status_code"] == 403
+    assert payload["refusal"]["code"] == 40310000
+    assert "insufficient buying power" in payload["refusal"]["message"]
 
 
 def test_execute_with_wrong_keys_fails_without_showing_them(sim: SimServer) -> None:
@@ -298,10 +301,11 @@ def test_demo_small_run_has_no_missed_or_false_fills() -> None:
     assert rows["fills missed (must be 0)"] == 0
     assert rows["fills falsely claimed (must be 0)"] == 0
     assert rows["duplicate orders per client_order_id (must be 0)"] == 0
+    assert rows["UNKNOWN still unresolved at the end (must be 0)"] == 0
     assert (
         rows["results that match the ledger"]
-        + rows["honest UNKNOWN (broker's final word not reached)"]
         + rows["refused by the broker (e.g. buying power)"]
+        + rows["not placed (every attempt unapplied, e.g. 429s)"]
         == 12
     )
     assert "OK: every outcome agrees with the ledger" in result.output

@@ -13,6 +13,7 @@ import pytest
 from fillguard.errors import InvalidInputError
 from fillguard.executor import ENV_FLAG, OrderConfig, SmartOrderExecutor, TradeResult
 from fillguard.logs import event_fields
+from fillguard.outcome import TradeOutcome
 from fillguard.results import FillStatus
 from fillguard.sim.core import BrokerConfig, OrderRequest
 from fillguard.sim.faults import Latency
@@ -227,21 +228,47 @@ def test_submit_failing_before_apply_is_confirmed_absent_then_resubmitted_once(
     assert [f["found"] for f in lookups] == [False] * rig.executor.config.lookup_attempts
     assert logs.fields("resubmitting")[0]["reason"] == "confirmed not placed"
     # the lookups were spaced apart before the resubmit
-    assert rig.clock.slept.count(rig.executor.config.lookup_spacing_seconds) >= 2
+    spacing = rig.executor.config.lookup_spacing_seconds
+    assert sum(1 for slept in rig.clock.slept if abs(slept - spacing) < 1e-9) >= 2
 
 
-def test_submit_never_placed_gives_up_after_submit_attempts() -> None:
-    rig = make_rig(config=fast_config(submit_attempts=3))
+def test_submit_never_applied_after_ambiguous_attempts_is_unknown_then_resolved_not_placed() -> None:
+    """Rule 3: giving up after ambiguous attempts (5xx) is UNKNOWN, never "not placed"; the
+    trade stays unresolved and resolve_unknown() says NOT_PLACED once the horizon passed."""
+    rig = make_rig(config=fast_config(submit_attempts=3, unknown_horizon_seconds=30.0))
     script(rig.api, answer_with(503, method="POST", path=ORDERS, times=10))
     result = rig.trade("AAPL", "buy", 2)
+    assert result.outcome is TradeOutcome.UNKNOWN
     assert result.order_id is None
     assert result.fill is None
     assert result.status is None
     assert not result.filled
     assert result.error is not None
-    assert "not placed after 3 attempts" in result.error
     assert len(rig.posts(result.client_order_id)) == 3
     assert rig.broker.list_orders() == []
+    [kept] = rig.executor.unresolved_trades()
+    assert kept.intent.client_order_id == result.client_order_id
+    assert rig.executor.resolve_unknown() == []  # 404, but not yet for the horizon
+    rig.advance(30.0)
+    [resolved] = rig.executor.resolve_unknown()
+    assert resolved.outcome is TradeOutcome.NOT_PLACED
+    assert resolved.client_order_id == result.client_order_id
+    assert rig.executor.unresolved_trades() == []
+
+
+def test_submit_rate_limited_on_every_attempt_is_not_placed() -> None:
+    """A 429 is the broker's word that nothing was applied: NOT_PLACED, with no look-ups."""
+    rig = make_rig(config=fast_config(submit_attempts=3))
+    limited = b'{"code":42910000,"message":"rate limit exceeded"}'
+    script(rig.api, answer_with(429, method="POST", path=ORDERS, times=10, body=limited))
+    with capture_logs() as logs:
+        result = rig.trade("AAPL", "buy", 2)
+    assert result.outcome is TradeOutcome.NOT_PLACED
+    assert result.error is not None
+    assert result.error.startswith("not placed")
+    assert len(rig.posts(result.client_order_id)) == 3
+    assert logs.events("order_lookup") == []
+    assert rig.executor.unresolved_trades() == []
 
 
 def test_lookup_unavailable_after_ambiguous_submit_is_outcome_unknown_not_resubmitted() -> None:
@@ -468,8 +495,10 @@ def test_position_lag_is_rechecked_until_consistent() -> None:
     assert rig.executor.expected_position("AAPL") == 2
 
 
-def test_outside_trade_is_a_mismatch_reported_and_synced() -> None:
-    rig = make_rig()
+def test_outside_trade_is_a_mismatch_reported_and_synced_once_past_the_lag_window() -> None:
+    """Rule 5: a difference read right after our fill may be lag: unverified, never synced;
+    the same difference read past the lag window is a mismatch, reported and synced."""
+    rig = make_rig(config=fast_config(position_settle_seconds=5.0))
     assert rig.trade("AAPL", "buy", 2).consistency.consistent
     rig.outside_fill("AAPL", "buy", Decimal(3))
     with capture_logs() as logs:
@@ -477,12 +506,22 @@ def test_outside_trade_is_a_mismatch_reported_and_synced() -> None:
     c = result.consistency
     assert c is not None
     assert not c.consistent
+    assert c.verdict == "unverified"
+    assert not c.synced
     assert c.expected_qty == 3
     assert c.broker_qty == 6
-    assert c.discrepancy is not None
-    assert "expected 3" in c.discrepancy
-    assert "6" in c.discrepancy
     assert result.filled  # the trade itself is fine
+    assert not logs.events("position_synced")
+    assert rig.executor.expected_position("AAPL") == 3
+    rig.advance(5.0)
+    with capture_logs() as logs:
+        late = rig.executor.check_position("AAPL")
+    assert late is not None
+    assert late.verdict == "mismatch"
+    assert late.synced
+    assert late.discrepancy is not None
+    assert "expected 3" in late.discrepancy
+    assert "6" in late.discrepancy
     [synced] = logs.events("position_synced")
     assert synced.levelno == logging.ERROR
     assert event_fields(synced)["delta"] == "3"
@@ -512,6 +551,10 @@ def test_short_positions() -> None:
     assert not again.consistency.consistent
     assert again.consistency.expected_qty == -1
     assert again.consistency.broker_qty == -2
+    rig.advance(rig.executor.config.position_settle_seconds)
+    late = rig.executor.check_position("AAPL")
+    assert late is not None
+    assert late.synced
     assert rig.executor.expected_position("AAPL") == -2
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from fillguard import logs
-from fillguard.errors import BrokerError, RefusedError
 from fillguard.executor import SmartOrderExecutor
 from fillguard.logs import (
     JsonFormatter,
@@ -27,6 +26,8 @@ from fillguard.logs import (
     redact,
     register_secret,
 )
+from fillguard.outcome import TradeOutcome
+from fillguard.results import FillStatus
 from tests.executor_support import Rig, capture_logs, fast_config, make_rig
 
 LEAKY_KEY = "KEY-SHOULD-NOT-LEAK-123"
@@ -304,7 +305,7 @@ def test_no_secret_when_authentication_fails(
     assert result.error is not None
     assert "403" in result.error
     texts += [repr(result), result.error]
-    # the key pair is revoked mid-trade: reading the order is refused -> an exception
+    # the key pair is revoked mid-trade: reading the order is refused -> an UNKNOWN result
     rig = leaky_rig(config=fast_config(consistency_check=False))
     original = rig.client.submit_order
 
@@ -314,12 +315,14 @@ def test_no_secret_when_authentication_fails(
         return order
 
     rig.client.submit_order = submit_then_revoke
-    with pytest.raises(BrokerError) as info:
-        rig.executor.execute_trade("AAPL", "buy", 1)
-    assert isinstance(info.value, RefusedError)
-    assert info.value.status_code == 403
-    texts += exception_texts(info.value)
-    logging.getLogger("fillguard.test").error("trade failed", exc_info=info.value)
+    revoked = rig.executor.execute_trade("AAPL", "buy", 1)
+    assert revoked.outcome is TradeOutcome.PLACED
+    assert revoked.status is FillStatus.UNKNOWN
+    assert revoked.fill is not None
+    assert revoked.fill.refusal is not None
+    assert revoked.fill.refusal.status_code == 403
+    texts += [repr(revoked), str(revoked.to_log_dict())]
+    logging.getLogger("fillguard.test").error("trade failed: %s", revoked.error)
     out = capsys.readouterr()
     texts += [out.out, out.err]
     logged = all_output()

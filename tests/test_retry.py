@@ -22,10 +22,12 @@ from fillguard.clock import FakeClock
 from fillguard.config import FillDetectionConfig
 from fillguard.errors import (
     BrokerError,
+    ClientSideError,
     InvalidInputError,
     OutcomeUnknownError,
     RefusedError,
     TransientError,
+    UnparseableResponseError,
 )
 from fillguard.logs import event_fields, event_name
 from fillguard.retry import (
@@ -50,6 +52,8 @@ from tests.helpers_errors import (
 T = ErrorClass.TRANSIENT
 P = ErrorClass.PERMANENT
 U = ErrorClass.UNKNOWN_OUTCOME
+X = ErrorClass.UNPARSEABLE
+C = ErrorClass.CLIENT_ERROR
 NOW = 1_767_623_400.0  # 2026-01-05T14:30:00Z, FakeClock's default start
 
 
@@ -101,14 +105,19 @@ def _json_error() -> Exception:
         (lambda: ConnectionResetError(104, "reset by peer"), T, U),
         (lambda: TimeoutError("timed out"), T, U),
         (lambda: OSError("weird"), T, U),
-        (_json_error, T, U),
-        (_validation_error, T, U),
-        (lambda: KeyError("code"), T, U),
+        (_json_error, X, X),
+        (_validation_error, X, X),
+        (lambda: KeyError("code"), C, C),
+        (lambda: ValueError("badly formed hexadecimal UUID string"), C, C),
+        (lambda: TypeError("unsupported operand"), C, C),
+        (lambda: AttributeError("'NoneType' object has no attribute 'get'"), C, C),
+        (lambda: requests.exceptions.InvalidHeader("Invalid header value"), C, C),
+        (lambda: requests.exceptions.InvalidURL("Invalid URL"), C, C),
         (lambda: TransientError("x"), T, T),
         (lambda: RefusedError("x"), P, P),
         (lambda: OutcomeUnknownError("x"), U, U),
         (lambda: BrokerError("x"), T, U),
-        (lambda: InvalidInputError("qty", "must be > 0"), P, P),
+        (lambda: InvalidInputError("qty", "must be > 0"), C, C),
     ],
 )
 def test_classification_table(
@@ -375,16 +384,53 @@ def test_zero_retries_means_one_call() -> None:
 
 
 def test_deadline_caps_waits_and_stops() -> None:
-    """No wait runs past the deadline; reaching it raises TransientError without a new call."""
+    """No wait runs past the deadline: when the next wait would reach it, give up at once."""
     clock = FakeClock()
     mgr, _ = _manager(clock, retry_jitter=0, max_retries=10)
     deadline = clock.monotonic() + 2.0
     fn = Script([api_error(500)] * 10)
     with pytest.raises(TransientError):
         mgr.execute_with_retry(fn, _deadline=deadline)
-    assert clock.slept == [0.5, 1.0, 0.5]
-    assert clock.monotonic() == deadline
+    assert clock.slept == [0.5, 1.0]
+    assert clock.monotonic() < deadline
     assert len(fn.calls) == 3
+
+
+def test_programming_errors_and_unreadable_bodies_are_never_retried() -> None:
+    """Rule 7: only transport failures, 5xx and 429 are retried."""
+    import pydantic
+
+    for exc in (
+        ValueError("bad"),
+        TypeError("bad"),
+        AttributeError("bad"),
+        requests.exceptions.InvalidHeader("bad"),
+        _json_error(),
+        _validation_error(),
+    ):
+        mgr, _ = _manager(max_retries=5)
+        fn = Script([exc])
+        with pytest.raises(BrokerError) as info:
+            mgr.execute_with_retry(fn)
+        assert len(fn.calls) == 1
+        assert not isinstance(info.value, TransientError)
+        if isinstance(exc, pydantic.ValidationError | requests.exceptions.JSONDecodeError):
+            assert isinstance(info.value, UnparseableResponseError)
+        else:
+            assert isinstance(info.value, ClientSideError)
+
+
+def test_a_huge_retry_after_is_capped() -> None:
+    """Retry-After: 86400 waits at most max_retry_after_seconds, and never past the deadline."""
+    clock = FakeClock()
+    mgr, _ = _manager(clock, retry_jitter=0, max_retry_after_seconds=2.0)
+    fn = Script([rate_limited(retry_after="86400")])
+    assert mgr.execute_with_retry(fn) == "ok"
+    assert clock.slept == [2.0]
+    fn = Script([rate_limited(retry_after="86400")])
+    with pytest.raises(TransientError):
+        mgr.execute_with_retry(fn, _deadline=clock.monotonic() + 1.0)
+    assert clock.slept == [2.0]
 
 
 def test_deadline_already_passed_makes_one_call() -> None:
@@ -401,7 +447,7 @@ def test_deadline_already_passed_makes_one_call() -> None:
 def test_rate_limit_waits_until_reset() -> None:
     """A 429 with X-Ratelimit-Reset waits until the reset even when backoff is shorter."""
     clock = FakeClock()
-    mgr, _ = _manager(clock, retry_jitter=0)
+    mgr, _ = _manager(clock, retry_jitter=0, max_retry_after_seconds=60.0)
     reset = clock.now().timestamp() + 20
     fn = Script([rate_limited(reset)])
     assert mgr.execute_with_retry(fn) == "ok"
@@ -528,7 +574,8 @@ def test_property_never_waits_past_the_deadline(
         assert mgr.execute_with_retry(fn, _deadline=deadline) == "ok"
         assert len(picks) <= max_retries
     except TransientError:
-        assert len(picks) > max_retries or clock.monotonic() >= deadline
+        # Gave up: retries ran out, or the next wait would have reached the deadline.
+        assert len(picks) > max_retries or len(fn.calls) <= len(picks)
     assert sum(clock.slept) <= budget + 1e-9
     assert clock.monotonic() <= deadline + 1e-9
 
@@ -544,7 +591,7 @@ def test_property_rate_limit_waits_for_reset_within_deadline(
 ) -> None:
     """A 429 with X-Ratelimit-Reset waits at least until the reset, capped by the deadline."""
     clock = FakeClock()
-    mgr, _ = _manager(clock, seed=seed)
+    mgr, _ = _manager(clock, seed=seed, max_retry_after_seconds=120.0)
     reset = clock.now().timestamp() + wait
     deadline = clock.monotonic() + budget
     fn = Script([rate_limited(reset)])
@@ -553,7 +600,7 @@ def test_property_rate_limit_waits_for_reset_within_deadline(
         assert clock.now().timestamp() >= reset
         assert len(fn.calls) == 2
     except TransientError:
-        assert clock.monotonic() == pytest.approx(deadline)
+        assert clock.slept == []  # gave up at once instead of waiting into the deadline
         # Gave up only because the reset (or the 0.5-0.55 s backoff) lies beyond the deadline.
         assert max(wait, 0.55) >= budget - 1e-9
     assert clock.monotonic() <= deadline + 1e-9

@@ -208,7 +208,7 @@ def test_status_sets() -> None:
     assert not TERMINAL_STATUSES & OPEN_STATUSES
     assert {s.value for s in OrderStatus} <= TERMINAL_STATUSES | OPEN_STATUSES
     assert OrderSnapshot(status="pending_cancel").is_open
-    assert OrderSnapshot(status="done_for_day").is_terminal
+    assert OrderSnapshot(status="done_for_day").is_open  # it resumes next session
 
 
 def test_remaining_qty_never_negative() -> None:

@@ -158,8 +158,17 @@ def _print_banner(
 main.add_command(sim_command)
 
 # Trading commands live in their own module; registered here so `fillguard --help` lists all.
-from fillguard.cli_trading import demo_command, execute_command, watch_command  # noqa: E402
+from fillguard.cli_demo import demo_command  # noqa: E402
+from fillguard.cli_journal import journal_group  # noqa: E402
+from fillguard.cli_ops import ops_group  # noqa: E402
+from fillguard.cli_trading import execute_command, watch_command  # noqa: E402
 
 main.add_command(demo_command)
 main.add_command(execute_command)
 main.add_command(watch_command)
+main.add_command(journal_group)
+main.add_command(ops_group)
+
+
+if __name__ == "__main__":
+    main()

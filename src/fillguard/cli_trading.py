@@ -1,7 +1,10 @@
-"""CLI commands that trade or watch: ``demo``, ``execute`` and ``watch``.
+"""CLI commands that trade or watch: ``execute`` and ``watch``.
 
 Keys come from ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``; paper trading unless ``--live``;
-``--base-url`` points at a simulator. Secrets are never printed or logged.
+``--base-url`` points at a simulator. Secrets are never printed or logged. Both commands print
+a short human summary (``--json``: the full record) and exit with a code from
+:class:`fillguard.summary.ExitCode`: 0 filled, 1 ended without a full fill, 2 bad input,
+3 refused, 4 unknown.
 """
 
 from __future__ import annotations
@@ -10,17 +13,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
 from typing import Any
 
 import click
 
 from fillguard.config import FillDetectionConfig
-from fillguard.errors import FillguardError, InvalidInputError
+from fillguard.errors import InvalidInputError
 from fillguard.logs import JsonFormatter, register_secret
-from fillguard.results import FillResult
 
-__all__ = ["demo_command", "execute_command", "watch_command"]
+__all__ = ["POSITIVE_SECONDS", "execute_command", "watch_command"]
 
 
 def _setup_logging(verbose: int, log_json: bool) -> None:
@@ -47,13 +48,19 @@ def _client(live: bool, base_url: str | None) -> Any:
         )
     register_secret(key)
     register_secret(secret)
+    for name, value in (("APCA_API_KEY_ID", key), ("APCA_API_SECRET_KEY", secret)):
+        if value is not None and any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise click.UsageError(
+                f"{name} contains whitespace or control characters (a trailing newline from a "
+                "file?); strip it. The value is not shown."
+            )
     from alpaca.trading.client import TradingClient
 
     url = base_url.rstrip("/") if base_url else None
     return TradingClient(key, secret, paper=not live, url_override=url)
 
 
-_POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 def _broker_options(command: Any) -> Any:
@@ -83,10 +90,6 @@ def _connect(live: bool, base_url: str | None, verbose: int, log_json: bool) -> 
     return _client(live, base_url)
 
 
-def _fill_payload(fill: FillResult | None) -> dict[str, Any] | None:
-    return None if fill is None else fill.to_log_dict()
-
-
 # ignore_unknown_options: "-1" is a (bad) quantity for our validation, not an unknown flag.
 @click.command("execute", context_settings={"ignore_unknown_options": True})
 @click.argument("symbol")
@@ -95,7 +98,7 @@ def _fill_payload(fill: FillResult | None) -> dict[str, Any] | None:
 @click.option("--limit", "limit_price", default=None, help="Limit price (makes it a limit order).")
 @click.option(
     "--timeout",
-    type=_POSITIVE_SECONDS,
+    type=POSITIVE_SECONDS,
     default=30.0,
     show_default=True,
     help="Seconds to wait for the fill.",
@@ -124,13 +127,18 @@ def execute_command(
     verbose: int,
     log_json: bool,
 ) -> None:
-    """Execute one trade and report the broker's truth about it."""
+    """Execute one trade and report the broker's truth about it.
+
+    Exit codes: 0 filled, 1 ended without a full fill (or not placed), 2 bad input,
+    3 refused by the broker, 4 outcome unknown (the order may exist).
+    """
     from fillguard.executor import OrderConfig, SmartOrderExecutor
+    from fillguard.summary import exit_code_for_trade, trade_rows
 
     client = _connect(live, base_url, verbose, log_json)
     config = OrderConfig(fill_detection=FillDetectionConfig(timeout_seconds=timeout))
-    executor = SmartOrderExecutor(client, config)
     try:
+        executor = SmartOrderExecutor(client, config)
         result = executor.execute_trade(
             symbol,
             side,
@@ -142,37 +150,17 @@ def execute_command(
         )
     except InvalidInputError as err:
         raise click.BadParameter(str(err), param_hint=err.field) from None
-    except FillguardError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    payload = {
-        "client_order_id": result.client_order_id,
-        "order_id": result.order_id,
-        "status": result.status.value if result.status else None,
-        "filled": result.filled,
-        "filled_qty": str(result.filled_qty),
-        "fill_price": None if result.fill_price is None else str(result.fill_price),
-        "error": result.error,
-        "fill": _fill_payload(result.fill),
-        "consistency": None
-        if result.consistency is None
-        else {
-            "consistent": result.consistency.consistent,
-            "expected_qty": str(result.consistency.expected_qty),
-            "broker_qty": None
-            if result.consistency.broker_qty is None
-            else str(result.consistency.broker_qty),
-            "discrepancy": result.consistency.discrepancy,
-        },
-    }
-    _print(payload, as_json)
-    sys.exit(0 if result.filled else 1)
+    if as_json:
+        click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
+    else:
+        _print_rows(f"{side} {qty} {symbol.upper()}", trade_rows(result))
+    sys.exit(int(exit_code_for_trade(result)))
 
 
 @click.command("watch")
 @click.argument("order_id")
 @click.option(
-    "--timeout", type=_POSITIVE_SECONDS, default=60.0, show_default=True, help="Seconds to watch."
+    "--timeout", type=POSITIVE_SECONDS, default=60.0, show_default=True, help="Seconds to watch."
 )
 @click.option(
     "--cancel-on-timeout", is_flag=True, help="Cancel the order if it is still open at the end."
@@ -188,8 +176,13 @@ def watch_command(
     verbose: int,
     log_json: bool,
 ) -> None:
-    """Watch an existing order until it fills, ends or the timeout passes (no cancel by default)."""
+    """Watch an existing order until it fills, ends or the timeout passes (no cancel by default).
+
+    Exit codes: 0 filled, 1 ended without a full fill, 2 bad input, 3 the broker refused to
+    tell (401, 403, an order id it does not know), 4 final state unknown.
+    """
     from fillguard.engine import FillDetectionEngine
+    from fillguard.summary import exit_code_for_fill, fill_rows
 
     client = _connect(live, base_url, verbose, log_json)
     # Watching someone's order must not cancel its remainder unless asked to.
@@ -206,107 +199,20 @@ def watch_command(
         result = FillDetectionEngine(client, config).monitor_order_fill(order_id)
     except InvalidInputError as err:
         raise click.BadParameter(str(err), param_hint=err.field) from None
-    except (FillguardError, ValueError) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    _print(result.to_log_dict(), as_json)
-    sys.exit(0 if result.filled else 1)
-
-
-def _print(payload: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(payload, indent=2, default=str))
-        return
+        click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
+    else:
+        _print_rows(f"order {order_id}", fill_rows(result))
+    sys.exit(int(exit_code_for_fill(result)))
+
+
+def _print_rows(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_header=False)
-    for key, value in payload.items():
-        text = (
-            ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
-            if isinstance(value, dict)
-            else value
-        )
-        table.add_row(key, "-" if text is None else str(text))
-    Console().print(table)
-
-
-@click.command("demo")
-@click.option(
-    "--orders", type=click.IntRange(1, 10_000), default=60, show_default=True, help="Trades to run."
-)
-@click.option(
-    "--faults", default="rough", show_default=True, help="Fault profile: calm, rough or hostile."
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the simulator and the trade plan.",
-)
-@click.option(
-    "--symbols",
-    type=click.IntRange(1, 8),
-    default=6,
-    show_default=True,
-    help="Symbols traded in parallel.",
-)
-@click.option(
-    "--timeout",
-    type=_POSITIVE_SECONDS,
-    default=4.0,
-    show_default=True,
-    help="Fill timeout per order, seconds.",
-)
-@click.option("--legacy", is_flag=True, help="Use the legacy polling loop instead of the engine.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (for logs and CI).")
-def demo_command(
-    orders: int,
-    faults: str,
-    seed: int,
-    symbols: int,
-    timeout: float,
-    legacy: bool,
-    no_progress: bool,
-) -> None:
-    """Run trades through SmartOrderExecutor on the embedded simulator and check the ledger."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from fillguard.demo import DemoOptions, render_report, run_demo
-    from fillguard.sim.faults import profile_from
-
-    try:
-        profile_from(faults)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--faults") from None
-    console = Console()
-    options = DemoOptions(
-        orders=orders, faults=faults, seed=seed, symbols=symbols, timeout_seconds=timeout
-    )
-    if legacy:
-        options = replace(options, use_fill_detection_engine=False)
-    console.print(
-        f"fillguard demo: {orders} trades on the embedded simulator, faults={faults}, seed={seed}, "
-        f"fill detection={'legacy loop' if legacy else 'engine'}"
-    )
-    progress = Progress(
-        TextColumn("[bold]trades"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        disable=no_progress,
-    )
-    with progress:
-        task = progress.add_task("", total=orders)
-
-        def on_trade(_result: Any, counts: Any) -> None:
-            live = "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-            progress.update(task, advance=1, description=live)
-
-        report = run_demo(options, on_trade=on_trade)
-    render_report(report, console)
-    sys.exit(0 if report.ok else 1)
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    Console(soft_wrap=True).print(table)

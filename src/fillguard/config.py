@@ -1,4 +1,4 @@
-"""Configuration of fill detection: timeouts, polling, retries, slippage and partial fills.
+"""Configuration: fill detection (timeouts, polling, retries, slippage, partial fills) and orders.
 
 :class:`FillDetectionConfig` is immutable and validated on construction, so a bad value is
 caught before any request is sent. Every violation raises
@@ -8,13 +8,13 @@ caught before any request is sent. Every violation raises
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from fillguard.errors import InvalidInputError
 
-__all__ = ["PARTIAL_FILL_POLICIES", "FillDetectionConfig", "PartialFillPolicy"]
+__all__ = ["PARTIAL_FILL_POLICIES", "FillDetectionConfig", "OrderConfig", "PartialFillPolicy"]
 
 PartialFillPolicy = Literal["cancel_remainder", "wait"]
 PARTIAL_FILL_POLICIES: frozenset[str] = frozenset({"cancel_remainder", "wait"})
@@ -70,6 +70,8 @@ class FillDetectionConfig:
     slippage_threshold_pct: Decimal = Decimal("1.0")
     not_found_grace_seconds: float = 5.0
     retry_jitter: float = 0.1
+    #: A broker's Retry-After / X-Ratelimit-Reset wait is honoured up to this many seconds.
+    max_retry_after_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         """Validate every field; raise :class:`InvalidInputError` on the first bad one."""
@@ -83,7 +85,11 @@ class FillDetectionConfig:
         for name in positive:
             if finite_number(name, getattr(self, name)) <= 0:
                 raise InvalidInputError(name, f"must be > 0, got {getattr(self, name)!r}")
-        for name in ("poll_interval_increase", "not_found_grace_seconds"):
+        for name in (
+            "poll_interval_increase",
+            "not_found_grace_seconds",
+            "max_retry_after_seconds",
+        ):
             if finite_number(name, getattr(self, name)) < 0:
                 raise InvalidInputError(name, f"must be >= 0, got {getattr(self, name)!r}")
         if finite_number("max_poll_interval", self.max_poll_interval) < self.initial_poll_interval:
@@ -125,7 +131,90 @@ class FillDetectionConfig:
     def to_log_dict(self) -> dict[str, Any]:
         """All settings as plain values (Decimal as str) for a log line."""
         out: dict[str, Any] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            out[field.name] = str(value) if isinstance(value, Decimal) else value
+        for item in fields(self):
+            value = getattr(self, item.name)
+            out[item.name] = str(value) if isinstance(value, Decimal) else value
         return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OrderConfig:
+    """How :class:`~fillguard.executor.SmartOrderExecutor` submits, waits and checks.
+
+    Every duration is in seconds. A trade returns within :attr:`max_trade_seconds`.
+
+    Attributes:
+        fill_detection: settings of the fill detection engine (fill timeout, final
+            verification, retries, request timeout).
+        use_fill_detection_engine: the feature flag; False runs the legacy polling loop.
+        consistency_check: compare the broker's position after every fill.
+        consistency_timeout_seconds: how long a position check (and the baseline read before
+            the first order in a symbol) may take; a difference is re-checked meanwhile.
+        consistency_initial_delay / consistency_max_delay: backoff between position re-checks.
+        position_settle_seconds: the lag window: a difference read this long after our last
+            fill in the symbol is a mismatch (and synced); an earlier one may be lag
+            (``unverified``) and is never written into the book.
+        submit_timeout_seconds: the budget for submitting one trade, look-ups included.
+        submit_attempts: POSTs allowed for one trade (all with the same client_order_id).
+        lookup_attempts: look-ups by client_order_id that must all say "not found" before a
+            resubmit; they are ``lookup_spacing_seconds`` apart, to outlast eventual consistency.
+        unknown_horizon_seconds: after the last attempt that may have applied, how long the
+            broker must keep answering 404 before an unresolved trade is taken as not placed.
+        legacy_poll_interval: the legacy loop's fixed interval.
+    """
+
+    fill_detection: FillDetectionConfig = field(default_factory=FillDetectionConfig)
+    use_fill_detection_engine: bool = True
+    consistency_check: bool = True
+    consistency_timeout_seconds: float = 3.0
+    consistency_initial_delay: float = 0.1
+    consistency_max_delay: float = 1.0
+    position_settle_seconds: float = 10.0
+    submit_timeout_seconds: float = 20.0
+    submit_attempts: int = 5
+    lookup_attempts: int = 3
+    lookup_spacing_seconds: float = 0.5
+    unknown_horizon_seconds: float = 60.0
+    legacy_poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Validate every field; raise :class:`InvalidInputError` on the first bad one."""
+        if not isinstance(self.fill_detection, FillDetectionConfig):
+            raise InvalidInputError("fill_detection", "must be a FillDetectionConfig")
+        for name in (
+            "consistency_timeout_seconds",
+            "consistency_initial_delay",
+            "consistency_max_delay",
+            "position_settle_seconds",
+            "lookup_spacing_seconds",
+            "unknown_horizon_seconds",
+        ):
+            if finite_number(name, getattr(self, name)) < 0:
+                raise InvalidInputError(name, f"must be >= 0, got {getattr(self, name)!r}")
+        for name in ("submit_timeout_seconds", "legacy_poll_interval"):
+            if finite_number(name, getattr(self, name)) <= 0:
+                raise InvalidInputError(name, f"must be > 0, got {getattr(self, name)!r}")
+        for name in ("submit_attempts", "lookup_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+                raise InvalidInputError(name, f"must be an integer from 1 to 20, got {value!r}")
+        for name in ("use_fill_detection_engine", "consistency_check"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(name, f"must be a bool, got {getattr(self, name)!r}")
+
+    @property
+    def max_trade_seconds(self) -> float:
+        """The bound on one ``execute_trade``, whatever the broker does.
+
+        Touching the symbol (resolving its unresolved trades, reading its open orders) and the
+        baseline read, the submission, fill detection with its final verification, and the
+        position check each have their own budget; every request is cut to the time left.
+        """
+        fill = self.fill_detection
+        return (
+            2 * self.consistency_timeout_seconds
+            + self.submit_timeout_seconds
+            + fill.timeout_seconds
+            + fill.final_verification_seconds
+            + self.consistency_timeout_seconds
+        )

@@ -3,15 +3,20 @@ every outcome checked against the simulator's ledger.
 
 The simulator runs in-process on a free loopback port with a fault profile (``rough`` by
 default); the real alpaca-py ``TradingClient`` talks to it over HTTP. Trades run in parallel,
-one worker per symbol (a symbol's trades in order, as a bot would). At the end each result is
-compared with the ground truth: a fill we missed, a fill we claimed that did not happen, an
-order we said was not placed that exists, or a duplicate order, makes the demo fail.
+one worker per symbol (a symbol's trades in order, as a bot would). At the end the executor
+resolves its unresolved trades and catches up on its open orders, and each result is compared
+with the ground truth: a fill we missed, a fill we claimed that did not happen, an order we
+said was not placed that exists, a duplicate order, an ``UNKNOWN`` still unresolved, or a book
+that differs from the broker's positions, makes the demo fail.
+
+The seed fixes the trade plan and every fault the simulator draws (per knob, per order), not
+the interleaving of threads or the real time requests take, so two runs of one seed can end
+with different counts; every run must still agree with its own ledger.
 """
 
 from __future__ import annotations
 
 import random
-import statistics
 import threading
 import time
 from collections import Counter
@@ -22,8 +27,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fillguard.config import FillDetectionConfig
-from fillguard.executor import OrderConfig, SmartOrderExecutor, TradeResult
+from fillguard.config import FillDetectionConfig, OrderConfig
+from fillguard.executor import SmartOrderExecutor
+from fillguard.outcome import TradeOutcome, TradeResult
 from fillguard.results import FillStatus
 from fillguard.snapshot import parse_timestamp, to_decimal
 
@@ -69,7 +75,7 @@ class TradeCheck:
     """One trade's result compared with the ledger."""
 
     client_order_id: str
-    verdict: str  # ok | missed | false_fill | ghost | unresolved | refused
+    verdict: str  # ok | missed | false_fill | ghost | unresolved | refused | not_placed
     detail: str = ""
 
 
@@ -89,6 +95,8 @@ class DemoReport:
     duplicates: int = 0
     stray_orders: int = 0
     book_differences: list[str] = field(default_factory=list)
+    resolved_later: int = 0
+    requests: int = 0
     elapsed_seconds: float = 0.0
 
     def count(self, verdict: str) -> int:
@@ -97,14 +105,22 @@ class DemoReport:
 
     @property
     def ok(self) -> bool:
-        """No missed fill, no false fill, no ghost, duplicate or stray order."""
+        """No missed or false fill, no ghost, duplicate or stray order, no UNKNOWN left
+        unresolved, and the book equal to the broker's positions."""
         return (
             self.count("missed") == 0
             and self.count("false_fill") == 0
             and self.count("ghost") == 0
+            and self.count("unresolved") == 0
             and self.duplicates == 0
             and self.stray_orders == 0
+            and not self.book_differences
         )
+
+    @property
+    def requests_per_trade(self) -> float | None:
+        """Every request the trades caused, counted at the simulator, per trade."""
+        return self.requests / len(self.checks) if self.checks else None
 
 
 def plan_trades(options: DemoOptions) -> list[PlannedTrade]:
@@ -146,9 +162,18 @@ def _demo_config(options: DemoOptions) -> OrderConfig:
         consistency_timeout_seconds=2.0,
         consistency_initial_delay=0.05,
         consistency_max_delay=0.5,
+        # Longer than the simulator's position lags (hostile: 0.4 s, long lags 5 s).
+        position_settle_seconds=6.0,
+        submit_timeout_seconds=12.0,
         lookup_attempts=3,
         lookup_spacing_seconds=0.3,
+        # Longer than the simulator's longest "not found" lag (8 s).
+        unknown_horizon_seconds=10.0,
     )
+
+
+#: How long the end of the run may take to resolve what is still unknown (real seconds).
+DRAIN_SECONDS = 30.0
 
 
 def run_demo(
@@ -164,19 +189,23 @@ def run_demo(
     with run_simulator(port=0, faults=options.faults, seed=options.seed, rate_limit=None) as sim:
         report.base_url = sim.base_url
         client = sim.trading_client()
-        executor = SmartOrderExecutor(client, _demo_config(options))
+        config = _demo_config(options)
+        executor = SmartOrderExecutor(client, config)
         trades = plan_trades(options)
-        results: list[tuple[TradeResult, float]] = []
+        results: dict[str, tuple[TradeResult, float]] = {}
+        order: list[str] = []
         lock = threading.Lock()
         by_symbol: dict[str, list[PlannedTrade]] = {}
         for trade in trades:
             by_symbol.setdefault(trade.symbol, []).append(trade)
+        requests_before = sim.api.requests_total
 
         def run_symbol(symbol_trades: list[PlannedTrade]) -> None:
             for trade in symbol_trades:
                 result, detected = _run_one(sim, executor, trade)
                 with lock:
-                    results.append((result, detected))
+                    results[result.client_order_id] = (result, detected)
+                    order.append(result.client_order_id)
                     report.outcomes[_outcome(result)] += 1
                     snapshot = Counter(report.outcomes)
                 if on_trade is not None:
@@ -185,19 +214,48 @@ def run_demo(
         with ThreadPoolExecutor(max_workers=len(by_symbol)) as pool:
             for future in [pool.submit(run_symbol, ts) for ts in by_symbol.values()]:
                 future.result()
-        # Orders that ended UNKNOWN or open may have filled since: book that first, then
-        # read the ledger, so both views are of the same moment.
-        for symbol in by_symbol:
-            executor.reconcile_open_orders(symbol)
+        _drain(executor, results, report, by_symbol, config)
+        report.requests = sim.api.requests_total - requests_before
         ledger = sim.ledger()
-        check_against_ledger(report, results, ledger)
+        check_against_ledger(report, [results[c] for c in order], ledger)
         for symbol in by_symbol:
             expected = executor.expected_position(symbol)
             broker = to_decimal(ledger["positions"].get(symbol, {}).get("qty")) or Decimal(0)
-            if expected is not None and expected != broker:
+            if expected is None:
+                if executor.open_orders(symbol) or any(
+                    t.intent.symbol == symbol for t in executor.unresolved_trades()
+                ):
+                    report.book_differences.append(f"{symbol}: no baseline, orders open")
+            elif expected != broker:
                 report.book_differences.append(f"{symbol}: book {expected}, broker {broker}")
     report.elapsed_seconds = time.monotonic() - started
     return report
+
+
+def _drain(
+    executor: SmartOrderExecutor,
+    results: dict[str, tuple[TradeResult, float]],
+    report: DemoReport,
+    by_symbol: dict[str, list[PlannedTrade]],
+    config: OrderConfig,
+) -> None:
+    """Resolve what is unknown and book what open orders filled, until quiet or time is up."""
+    end = time.monotonic() + DRAIN_SECONDS
+    while True:
+        for resolved in executor.resolve_unknown():
+            _old, detected = results[resolved.client_order_id]
+            results[resolved.client_order_id] = (resolved, detected)
+            report.resolved_later += 1
+        for symbol in by_symbol:
+            executor.reconcile_open_orders(symbol)
+        quiet = not executor.unresolved_trades() and not any(
+            executor.open_orders(symbol) for symbol in by_symbol
+        )
+        if quiet or time.monotonic() >= end:
+            break
+        time.sleep(0.25)
+    # Past the lag window, the book is compared with the broker's true positions.
+    time.sleep(min(1.0, config.fill_detection.request_timeout_seconds))
 
 
 def _run_one(
@@ -225,13 +283,9 @@ def _run_one(
 
 
 def _outcome(result: TradeResult) -> str:
-    if result.fill is not None:
+    if result.outcome is TradeOutcome.PLACED and result.fill is not None:
         return result.fill.status.value
-    return (
-        "not_placed"
-        if result.error and not result.error.startswith("outcome unknown")
-        else "unresolved"
-    )
+    return result.outcome.value
 
 
 def check_against_ledger(
@@ -252,14 +306,7 @@ def check_against_ledger(
             if result.fill.slippage_pct is not None:
                 report.slippages.append(result.fill.slippage_pct)
         if result.consistency is not None:
-            c = result.consistency
-            report.consistency[
-                "consistent"
-                if c.consistent
-                else "mismatch"
-                if c.broker_qty is not None
-                else "unverified"
-            ] += 1
+            report.consistency[result.consistency.verdict or "unverified"] += 1
         check = _check_one(result, by_id, by_coid)
         report.checks.append(check)
         entry = by_id.get(result.order_id or "")
@@ -276,33 +323,52 @@ def _check_one(
     result: TradeResult, by_id: dict[str, dict[str, Any]], by_coid: dict[str, list[dict[str, Any]]]
 ) -> TradeCheck:
     coid = result.client_order_id
-    if result.order_id is None:
-        if result.error and result.error.startswith("outcome unknown"):
-            return TradeCheck(coid, "unresolved", result.error)
-        if coid in by_coid:
+    if result.outcome is TradeOutcome.UNKNOWN:
+        return TradeCheck(coid, "unresolved", result.error or "outcome unknown")
+    if result.outcome in (TradeOutcome.NOT_PLACED, TradeOutcome.REFUSED):
+        # A broker's refusal (with an HTTP status) or "not placed" while an order with this
+        # client_order_id exists is a ghost; a conflict refusal names someone else's order.
+        broker_said = result.outcome is TradeOutcome.NOT_PLACED or (
+            result.refusal is not None and result.refusal.status_code is not None
+        )
+        if broker_said and by_coid.get(coid):
             return TradeCheck(
-                coid, "ghost", f"reported not placed, but the broker has it: {result.error}"
+                coid, "ghost", f"reported {result.outcome.value}, but it exists: {result.error}"
             )
-        return TradeCheck(coid, "refused", result.error or "")
-    entry = by_id.get(result.order_id)
-    if entry is None:
-        return TradeCheck(coid, "false_fill", f"order {result.order_id} is not in the ledger")
-    truth = entry["order"]
-    truth_qty = to_decimal(truth["filled_qty"]) or Decimal(0)
-    truth_price = to_decimal(truth["filled_avg_price"])
+        verdict = "refused" if result.outcome is TradeOutcome.REFUSED else "not_placed"
+        return TradeCheck(coid, verdict, result.error or "")
+    entry = by_id.get(result.order_id or "")
     fill = result.fill
-    if fill is None:
-        return TradeCheck(coid, "unresolved", "no fill result")
+    if entry is None or fill is None:
+        return TradeCheck(coid, "false_fill", f"order {result.order_id} is not in the ledger")
+    chain = _chain_of(entry, by_id)
+    truth_qty = sum((to_decimal(e["order"]["filled_qty"]) or Decimal(0) for e in chain), Decimal(0))
+    truth_notional = sum(
+        (
+            (to_decimal(x["qty"]) or Decimal(0)) * (to_decimal(x["price"]) or Decimal(0))
+            for e in chain
+            for x in e["executions"]
+        ),
+        Decimal(0),
+    )
+    last = chain[-1]["order"]
+    truth_price = (
+        to_decimal(last["filled_avg_price"])
+        if len(chain) == 1
+        else (truth_notional / truth_qty).quantize(Decimal("0.000000001"))
+        if truth_qty
+        else None
+    )
     if fill.filled:
         if (
-            truth["status"] != "filled"
+            last["status"] != "filled"
             or fill.filled_qty != truth_qty
             or fill.fill_price != truth_price
         ):
             return TradeCheck(
                 coid,
                 "false_fill",
-                f"claimed {fill.filled_qty} @ {fill.fill_price}; ledger {truth['status']} "
+                f"claimed {fill.filled_qty} @ {fill.fill_price}; ledger {last['status']} "
                 f"{truth_qty} @ {truth_price}",
             )
         return TradeCheck(coid, "ok")
@@ -310,13 +376,23 @@ def _check_one(
         return TradeCheck(coid, "false_fill", f"claimed {fill.filled_qty}, ledger {truth_qty}")
     if fill.status is FillStatus.UNKNOWN:
         return TradeCheck(coid, "unresolved", fill.error or "unknown")
-    if fill.filled_qty < truth_qty:
+    if fill.filled_qty < truth_qty and not fill.order_open:
         return TradeCheck(
             coid, "missed", f"said {fill.status.value} with {fill.filled_qty}; ledger {truth_qty}"
         )
-    if fill.filled_qty > 0 and fill.fill_price != truth_price:
+    if fill.filled_qty > 0 and fill.filled_qty == truth_qty and fill.fill_price != truth_price:
         return TradeCheck(coid, "false_fill", f"price {fill.fill_price}, ledger {truth_price}")
     return TradeCheck(coid, "ok")
+
+
+def _chain_of(entry: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order and every replacement after it, from the ledger."""
+    chain = [entry]
+    seen = {entry["order"]["id"]}
+    while (nxt := chain[-1]["order"].get("replaced_by")) and nxt in by_id and nxt not in seen:
+        seen.add(nxt)
+        chain.append(by_id[nxt])
+    return chain
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -352,24 +428,26 @@ def render_report(report: DemoReport, console: Any) -> None:
     truth = Table(title="Against the simulator's ledger", show_header=True)
     truth.add_column("check")
     truth.add_column("value", justify="right")
-    bad = {"missed", "false_fill", "ghost"}
+    bad = {"missed", "false_fill", "ghost", "unresolved"}
     for verdict, label in (
         ("ok", "results that match the ledger"),
         ("missed", "fills missed (must be 0)"),
         ("false_fill", "fills falsely claimed (must be 0)"),
         ("ghost", "orders reported not placed that exist (must be 0)"),
-        ("unresolved", "honest UNKNOWN (broker's final word not reached)"),
+        ("unresolved", "UNKNOWN still unresolved at the end (must be 0)"),
         ("refused", "refused by the broker (e.g. buying power)"),
+        ("not_placed", "not placed (every attempt unapplied, e.g. 429s)"),
     ):
         n = report.count(verdict)
         truth.add_row(label, f"[red]{n}[/red]" if verdict in bad and n else str(n))
+    truth.add_row("UNKNOWN at first, resolved by a later look-up", str(report.resolved_later))
     truth.add_row("duplicate orders per client_order_id (must be 0)", str(report.duplicates))
     truth.add_row("orders at the broker we never asked for (must be 0)", str(report.stray_orders))
     truth.add_row("fill detection latency p50", fmt(percentile(report.latencies, 50)))
     truth.add_row("fill detection latency p99", fmt(percentile(report.latencies, 99)))
-    calls = [float(c) for c in report.api_calls]
     truth.add_row(
-        "REST calls per trade (mean)", fmt(statistics.fmean(calls) if calls else None, "")
+        "REST requests per trade (all, counted at the simulator)",
+        fmt(report.requests_per_trade, ""),
     )
     truth.add_row("retries (total)", str(report.retries))
     avg_slip = mean(report.slippages)
@@ -378,7 +456,7 @@ def render_report(report: DemoReport, console: Any) -> None:
         "-" if avg_slip is None else f"{avg_slip} / {max(report.slippages)}",
     )
     truth.add_row(
-        "position checks ok / mismatch (synced) / unverified",
+        "position checks consistent / mismatch (synced) / unverified",
         f"{report.consistency['consistent']} / {report.consistency['mismatch']} / "
         f"{report.consistency['unverified']}",
     )
@@ -391,8 +469,10 @@ def render_report(report: DemoReport, console: Any) -> None:
     for check in report.checks:
         if check.verdict in bad:
             console.print(f"[red]{check.verdict}[/red] {check.client_order_id}: {check.detail}")
+    for diff in report.book_differences:
+        console.print(f"[red]book differs[/red] {diff}")
     console.print(
         "[green]OK: every outcome agrees with the ledger[/green]"
         if report.ok
-        else "[red]FAILED: outcomes disagree with the ledger[/red]"
+        else "[red]FAILED: outcomes or books disagree with the ledger[/red]"
     )

@@ -2,16 +2,21 @@
 
 The loop reads the order with adaptive intervals and asks :class:`MultiMethodVerifier` after
 every read. It ends at once on a complete, priced fill, a rejection, or a cancel or expiry by
-someone else. A partial fill is handled by policy (cancel the remainder and report the true
-partial, or wait). Transient errors never end monitoring early: the retry manager backs off
-inside the deadline, and when retries run out the loop carries on at the maximum interval.
-At the deadline, :class:`FinalVerificationHandler` makes the last check and, if the order is
-still open, cancels it and reads until the broker's final word: a fill that raced the cancel
-is returned as a fill, and when the final state cannot be learned the result is ``UNKNOWN``,
-never a guess of "not filled".
+someone else (a partial fill then reported as such). A partial fill is handled by policy
+(cancel the remainder and report the true partial, or wait). ``done_for_day`` is not an end:
+the order resumes next session, so it stays watched. A ``replaced`` order is followed to its
+replacement (``replaced_by``) and the chain's totals are reported.
 
-Waiting goes through ``clock.wait`` on a per-order event, so an event source (the
-trade_updates stream) can wake a monitor early with :meth:`FillDetectionEngine.notify`.
+Reads that prove nothing are read again, never believed: failing or refused requests, garbage
+bodies, stale versions (an older state of the order) and half-written records (``filled``
+without its quantity, a quantity without its price). At the deadline,
+:class:`FinalVerificationHandler` makes the last check and, if the order is still open,
+cancels it and reads until the broker's final word: a fill that raced the cancel is returned
+as a fill, and when the final state cannot be learned the result is ``UNKNOWN``, never a
+guess of "not filled".
+
+Once :meth:`FillDetectionEngine.monitor_order_fill` has a valid order id, it never raises:
+whatever the broker does, the answer is a :class:`FillResult`.
 """
 
 from __future__ import annotations
@@ -20,54 +25,46 @@ import logging
 import math
 import random
 import threading
-from dataclasses import dataclass, field
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from fillguard.broker import ENGINE_METHODS, BrokerClient
 from fillguard.clock import Clock, SystemClock
 from fillguard.config import FillDetectionConfig
-from fillguard.errors import InvalidInputError, TransientError
+from fillguard.errors import BrokerError, InvalidInputError, RefusedError
 from fillguard.final import FinalCheck, FinalVerificationHandler, is_older_read
 from fillguard.gateway import OrderGateway
 from fillguard.logs import log_event
+from fillguard.monitoring import Monitor, build_result
+from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.polling import poll_interval
-from fillguard.results import FillResult, FillStatus, FillVerification
-from fillguard.retry import ErrorRecoveryManager, RetryStats
-from fillguard.slippage import compute_slippage_pct, slippage_exceeded
+from fillguard.results import FillResult, FillStatus, FillVerification, Refusal
+from fillguard.retry import ErrorRecoveryManager
 from fillguard.snapshot import OrderSnapshot, to_decimal
 from fillguard.transport import own_transport
 from fillguard.verify import MultiMethodVerifier
+from fillguard.waiting import pause
 
-__all__ = ["FillDetectionEngine"]
+__all__ = ["FillDetectionEngine", "validate_order_id"]
 
 _logger = logging.getLogger("fillguard.engine")
 
 _ENDED_BY_OTHERS = {"canceled": FillStatus.CANCELED, "expired": FillStatus.EXPIRED}
+#: How many replacements one run follows before it stops and says UNKNOWN.
+_MAX_CHAIN = 20
 
 
-@dataclass(slots=True)
-class _Monitor:
-    """Per-call state of one monitoring run (never shared between threads)."""
-
-    order_id: str
-    start: float
-    deadline: float
-    final_deadline: float
-    grace_until: float
-    expected_price: Decimal | None
-    submitted_at: datetime | None
-    stats: RetryStats = field(default_factory=RetryStats)
-    intervals: list[float] = field(default_factory=list)
-    last: OrderSnapshot | None = None
-    checks: int = 0
-    degraded: bool = False
-    cancel_sent: bool = False
-    client_order_id: str | None = None
-
-    def grace(self) -> float:
-        # Once the broker has shown us the order, a 404 can only be a stale read.
-        return math.inf if self.last is not None else self.grace_until
+def validate_order_id(order_id: object) -> str:
+    """``order_id`` as Alpaca's canonical UUID text, or :class:`InvalidInputError`."""
+    text = str(order_id).strip() if isinstance(order_id, str | uuid.UUID) else ""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise InvalidInputError(
+            "order_id", f"must be an Alpaca order id (a UUID), got {order_id!r}"
+        ) from None
 
 
 class FillDetectionEngine:
@@ -79,8 +76,11 @@ class FillDetectionEngine:
         config: timing, retry and policy settings.
         clock: time source (a ``FakeClock`` in tests).
         rng: random source for retry jitter.
+        observer: receives fill detection, request and retry reports (metrics).
 
-    One engine may monitor many orders from many threads at once.
+    One engine may monitor many orders from many threads at once. A client with bad
+    credentials (whitespace, control characters) or without the needed methods is refused
+    here with :class:`InvalidInputError`, before any request.
     """
 
     def __init__(
@@ -91,19 +91,24 @@ class FillDetectionEngine:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         logger: logging.Logger | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.client = alpaca_client
         self.config = config or FillDetectionConfig()
         self.clock: Clock = clock or SystemClock()
         self._logger = logger or _logger
+        self.observer: Observer = observer or NULL_OBSERVER
+        self.broker = BrokerClient(alpaca_client, needs=ENGINE_METHODS)
         # The SDK has no request timeout and retries 429/504 itself with blocking sleeps:
         # take both over so that our policy is the only one.
         self.transport_owned = own_transport(
-            alpaca_client, request_timeout=self.config.request_timeout_seconds
+            alpaca_client, request_timeout=self.config.request_timeout_seconds, observer=observer
         )
         self.verifier = MultiMethodVerifier()
-        self.recovery = ErrorRecoveryManager(self.config, clock=self.clock, rng=rng)
-        self.gateway = OrderGateway(alpaca_client, self.recovery, self.clock)
+        self.recovery = ErrorRecoveryManager(
+            self.config, clock=self.clock, rng=rng, observer=self.observer
+        )
+        self.gateway = OrderGateway(alpaca_client, self.recovery, self.clock, broker=self.broker)
         self.final = FinalVerificationHandler(
             self.gateway, self.config, self.clock, verifier=self.verifier
         )
@@ -132,23 +137,27 @@ class FillDetectionEngine:
     ) -> FillResult:
         """Watch ``order_id`` until the broker says how it ended, within the time budget.
 
-        Returns within ``timeout + final_verification_seconds`` plus at most one request
-        timeout. Raises :class:`~fillguard.errors.RefusedError` (with the order id) when the
-        broker refuses to tell (401, 403, a 404 past the grace window).
+        Returns within ``timeout + final_verification_seconds`` (each request is cut to the
+        time left). Raises only :class:`InvalidInputError`, for bad arguments, before any
+        request; from then on every outcome is a :class:`FillResult` (``UNKNOWN`` with
+        ``refusal`` set when the broker refused to tell: 401, 403, a 404 that never ended).
         """
-        order_id = str(order_id)
-        if not order_id:
-            raise InvalidInputError("order_id", "must be a non-empty order id")
+        order_id = validate_order_id(order_id)
         timeout = self.config.timeout_seconds if timeout is None else timeout
-        if not timeout > 0:
-            raise InvalidInputError("timeout", f"must be > 0 seconds, got {timeout}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or not timeout > 0
+        ):
+            raise InvalidInputError("timeout", f"must be > 0 seconds, got {timeout!r}")
         price = None if expected_price is None else to_decimal(expected_price)
         if expected_price is not None and (price is None or price <= 0):
             raise InvalidInputError(
                 "expected_price", f"must be a positive number, got {expected_price!r}"
             )
         start = self.clock.monotonic()
-        mon = _Monitor(
+        mon = Monitor(
             order_id=order_id,
             start=start,
             deadline=start + timeout,
@@ -173,6 +182,9 @@ class FillDetectionEngine:
         )
         try:
             result = self._run(mon, wake)
+        except Exception as exc:  # the last guard: an order we watch never makes us raise
+            self._logger.exception("monitoring failed inside fillguard for %s", order_id)
+            result = self._unknown(mon, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             with self._wake_lock:
                 waiting = self._wakeups.get(order_id, [])
@@ -183,74 +195,87 @@ class FillDetectionEngine:
         return result
 
     # ------------------------------------------------------------------ the loop
-    def _run(self, mon: _Monitor, wake: threading.Event) -> FillResult:
+    def _run(self, mon: Monitor, wake: threading.Event) -> FillResult:
         iteration = 0
         while self.clock.monotonic() < mon.deadline:
-            snap = self._read(mon)
+            snap, soon = self._read(mon)
             if snap is not None:
                 result = self._decide(mon, snap)
                 if result is not None:
                     return result
+                soon = soon or mon.last is None or self._fill_missing_price(mon.last)
             interval = (
                 self.config.max_poll_interval
                 if mon.degraded
                 else poll_interval(iteration, self.config)
             )
-            if mon.last is not None and self._fill_missing_price(mon.last, mon):
-                # Filled but the price is not there yet: read again soon.
+            if soon:
+                # A half-written record, a missing price, a new replacement: read again soon.
                 interval = self.config.initial_poll_interval
-            left = mon.deadline - self.clock.monotonic()
-            if left <= 0:
+            waited = pause(self.clock, interval, deadline=mon.deadline, wake=wake)
+            if waited <= 0:
                 break
-            wait = min(interval, left)
-            mon.intervals.append(wait)
+            mon.intervals.append(waited)
             log_event(
                 self._logger,
                 logging.DEBUG,
                 "poll_interval",
                 order_id=mon.order_id,
                 iteration=iteration,
-                interval=wait,
+                interval=waited,
                 degraded=mon.degraded,
             )
-            if self.clock.wait(wake, wait):
-                wake.clear()
             iteration += 1
         return self._handle_timeout(mon)
 
-    def _read(self, mon: _Monitor) -> OrderSnapshot | None:
+    def _read(self, mon: Monitor) -> tuple[OrderSnapshot | None, bool]:
+        """The next read worth deciding on, and whether to read again soon."""
         try:
             snap = self.gateway.read(
-                mon.order_id, deadline=mon.deadline, stats=mon.stats, grace_until=mon.grace()
+                mon.current_id, deadline=mon.deadline, stats=mon.stats, grace_until=mon.grace()
             )
-        except TransientError as err:
+        except BrokerError as err:
+            if isinstance(err, RefusedError):
+                mon.refusal = Refusal(err.status_code, err.code, err.message)
             if not mon.degraded:
                 log_event(
                     self._logger,
                     logging.ERROR,
                     "monitoring_degraded",
-                    order_id=mon.order_id,
+                    order_id=mon.current_id,
                     reason=str(err),
                     next_interval=self.config.max_poll_interval,
                 )
             mon.degraded = True
-            return None
+            return None, False
         mon.degraded = False
         mon.checks += 1
         if snap.status is None:
-            return None  # garbage read: says nothing; read again
+            return None, False  # garbage read: says nothing; read again
+        mon.refusal = None
+        if snap.is_half_updated:
+            log_event(
+                self._logger,
+                logging.INFO,
+                "half_updated_read",
+                order_id=mon.current_id,
+                status=snap.status,
+                filled_qty=snap.filled_qty,
+                filled_avg_price=snap.filled_avg_price,
+            )
+            return None, True
         if not self._observe(mon, snap):
-            return None  # an older version of the order: says nothing new
-        return snap
+            return None, False  # an older version of the order: says nothing new
+        return snap, False
 
-    def _observe(self, mon: _Monitor, snap: OrderSnapshot) -> bool:
+    def _observe(self, mon: Monitor, snap: OrderSnapshot) -> bool:
         """Take ``snap`` as the latest known state; False (ignored) if it is a stale read."""
         if mon.last is not None and is_older_read(mon.last, snap):
             log_event(
                 self._logger,
                 logging.INFO,
                 "stale_read_ignored",
-                order_id=mon.order_id,
+                order_id=mon.current_id,
                 status=snap.status,
                 filled_qty=snap.filled_qty,
                 known_status=mon.last.status,
@@ -277,7 +302,7 @@ class FillDetectionEngine:
         mon.last = snap
         return True
 
-    def _freshest(self, mon: _Monitor, check: FinalCheck) -> FinalCheck:
+    def _freshest(self, mon: Monitor, check: FinalCheck) -> FinalCheck:
         """``check``, or what was already known in its place if it read an older version."""
         if check.snapshot is None or check.snapshot.status is None:
             return check
@@ -290,10 +315,33 @@ class FillDetectionEngine:
         )
         return FinalCheck(known, verification, settled, check.cancel, check.price_source)
 
-    def _fill_missing_price(self, snap: OrderSnapshot, mon: _Monitor) -> bool:
+    def _fill_missing_price(self, snap: OrderSnapshot) -> bool:
         return snap.filled_avg_price is None and (snap.status == "filled" or snap.quantity_complete)
 
-    def _decide(self, mon: _Monitor, snap: OrderSnapshot) -> FillResult | None:
+    def _follow(self, mon: Monitor, snap: OrderSnapshot) -> bool:
+        """Follow a replaced order to its replacement; False if it cannot be followed."""
+        if snap.status != "replaced" or not snap.replaced_by:
+            return False
+        if len(mon.links) >= _MAX_CHAIN or snap.replaced_by == mon.current_id:
+            return False
+        log_event(
+            self._logger,
+            logging.WARNING,
+            "order_replaced",
+            order_id=mon.current_id,
+            replaced_by=snap.replaced_by,
+            filled_qty=snap.filled_qty,
+        )
+        mon.follow(snap, snap.replaced_by)
+        return True
+
+    def _decide(self, mon: Monitor, snap: OrderSnapshot) -> FillResult | None:
+        if snap.status == "replaced":
+            if not self._follow(mon, snap):
+                log_event(
+                    self._logger, logging.WARNING, "replacement_unknown", order_id=mon.current_id
+                )
+            return None  # read the replacement (or the replaced order again) soon
         verification = self.verifier.verify_fill(snap, submitted_at=mon.submitted_at)
         if verification.is_filled:
             if snap.filled_avg_price is not None:
@@ -302,7 +350,7 @@ class FillDetectionEngine:
                 self._logger,
                 logging.INFO,
                 "fill_price_pending",
-                order_id=mon.order_id,
+                order_id=mon.current_id,
                 status=snap.status,
                 filled_qty=snap.filled_qty,
             )
@@ -310,35 +358,29 @@ class FillDetectionEngine:
         if snap.status == "rejected":
             return self._result(mon, snap, FillStatus.REJECTED, "polling", verification)
         if snap.status in _ENDED_BY_OTHERS:
-            if mon.cancel_sent and snap.filled_qty > 0:
-                # Our own remainder cancel settled: the shares that filled are the answer.
-                return self._result(
-                    mon, snap, FillStatus.PARTIALLY_FILLED, "partial_fill_cancel", verification
-                )
-            return self._result(mon, snap, _ENDED_BY_OTHERS[snap.status], "polling", verification)
-        if snap.is_terminal:  # replaced, done_for_day: no further fills on this order id
-            return self._result(
-                mon,
-                snap,
-                FillStatus.CANCELED,
-                "polling",
-                verification,
-                error=f"order ended as {snap.status}",
-            )
+            method = "partial_fill_cancel" if mon.cancel_sent else "polling"
+            if self._chain_filled(mon, snap) > 0:
+                # Shares executed before the cancel or expiry: that is the answer.
+                return self._result(mon, snap, FillStatus.PARTIALLY_FILLED, method, verification)
+            return self._result(mon, snap, _ENDED_BY_OTHERS[snap.status], method, verification)
         if (
             snap.filled_qty > 0
             and self.config.partial_fill_policy == "cancel_remainder"
             and not mon.cancel_sent
         ):
             return self._cancel_remainder(mon, snap)
-        return None
+        return None  # still live (new, partially filled, done for the day, pending ...)
 
-    def _cancel_remainder(self, mon: _Monitor, snap: OrderSnapshot) -> FillResult | None:
+    @staticmethod
+    def _chain_filled(mon: Monitor, snap: OrderSnapshot) -> Decimal:
+        return snap.filled_qty + sum((link.filled_qty for link in mon.links), Decimal(0))
+
+    def _cancel_remainder(self, mon: Monitor, snap: OrderSnapshot) -> FillResult | None:
         log_event(
             self._logger,
             logging.WARNING,
             "partial_fill_detected",
-            order_id=mon.order_id,
+            order_id=mon.current_id,
             filled_qty=snap.filled_qty,
             requested_qty=snap.qty,
             fill_price=snap.filled_avg_price,
@@ -348,7 +390,7 @@ class FillDetectionEngine:
             self.clock.monotonic() + self.config.final_verification_seconds, mon.final_deadline
         )
         check = self.final.verify_after_cancel_attempt(
-            mon.order_id,
+            mon.current_id,
             deadline=budget,
             stats=mon.stats,
             submitted_at=mon.submitted_at,
@@ -357,19 +399,21 @@ class FillDetectionEngine:
         if check.cancel is not None and check.cancel.kind == "accepted":
             mon.cancel_sent = True  # accepted: don't resend, but keep reading to the end
         check = self._freshest(mon, check)
+        if check.snapshot is not None and self._follow(mon, check.snapshot):
+            return None  # replaced meanwhile: watch the replacement
         if not check.settled:
             log_event(
                 self._logger,
                 logging.WARNING,
                 "partial_cancel_unsettled",
-                order_id=mon.order_id,
+                order_id=mon.current_id,
                 cancel=check.cancel.kind if check.cancel else None,
             )
             return None  # keep monitoring; the cancel may be resent if it failed
         return self._from_final(mon, check, "partial_fill_cancel")
 
     # ------------------------------------------------------------------ deadline
-    def _handle_timeout(self, mon: _Monitor) -> FillResult:
+    def _handle_timeout(self, mon: Monitor) -> FillResult:
         log_event(
             self._logger,
             logging.INFO,
@@ -378,44 +422,54 @@ class FillDetectionEngine:
             checks=mon.checks,
             last_status=mon.last.status if mon.last else None,
         )
-        check = self.final.perform_final_check(
-            mon.order_id,
-            deadline=mon.final_deadline,
-            stats=mon.stats,
-            submitted_at=mon.submitted_at,
-            grace_until=mon.grace(),
-        )
-        check = self._freshest(mon, check)
-        if check.filled or check.settled:
-            return self._from_final(mon, check, "final_check")
-        if check.verification is not None and check.verification.is_filled:
-            # The broker says filled but never showed the price within the budget.
-            return self._from_final(mon, check, "final_check")
-        if not self.config.cancel_on_timeout:
-            if check.snapshot is None:
-                return self._unknown(mon, "final state could not be read")
-            status = (
-                FillStatus.PARTIALLY_FILLED if check.snapshot.filled_qty > 0 else FillStatus.TIMEOUT
+        for _hop in range(_MAX_CHAIN):
+            check = self.final.perform_final_check(
+                mon.current_id,
+                deadline=mon.final_deadline,
+                stats=mon.stats,
+                submitted_at=mon.submitted_at,
+                grace_until=mon.grace(),
             )
-            return self._result(
-                mon,
-                check.snapshot,
-                status,
-                "final_check",
-                check.verification,
-                error=f"still {check.snapshot.status} at the deadline (not canceled)",
+            check = self._freshest(mon, check)
+            if check.snapshot is not None and self._follow(mon, check.snapshot):
+                continue
+            if check.filled or check.settled:
+                return self._from_final(mon, check, "final_check")
+            if check.verification is not None and check.verification.is_filled:
+                # The broker says filled but never showed the price within the budget.
+                return self._from_final(mon, check, "final_check")
+            if not self.config.cancel_on_timeout:
+                return self._not_canceled(mon, check)
+            post = self.final.verify_after_cancel_attempt(
+                mon.current_id,
+                deadline=mon.final_deadline,
+                stats=mon.stats,
+                submitted_at=mon.submitted_at,
+                grace_until=mon.grace(),
             )
-        post = self.final.verify_after_cancel_attempt(
-            mon.order_id,
-            deadline=mon.final_deadline,
-            stats=mon.stats,
-            submitted_at=mon.submitted_at,
-            grace_until=mon.grace(),
-        )
-        post = self._freshest(mon, post)
-        return self._from_final(mon, post, "cancel_verification")
+            post = self._freshest(mon, post)
+            if post.snapshot is not None and self._follow(mon, post.snapshot):
+                continue  # our cancel met a replace: the replacement is the order now
+            return self._from_final(mon, post, "cancel_verification")
+        return self._unknown(mon, "the order kept being replaced past the verification budget")
 
-    def _from_final(self, mon: _Monitor, check: FinalCheck, method: str) -> FillResult:
+    def _not_canceled(self, mon: Monitor, check: FinalCheck) -> FillResult:
+        snap = check.snapshot
+        if snap is None:
+            return self._unknown(mon, "final state could not be read")
+        status = (
+            FillStatus.PARTIALLY_FILLED if self._chain_filled(mon, snap) > 0 else FillStatus.TIMEOUT
+        )
+        return self._result(
+            mon,
+            snap,
+            status,
+            "final_check",
+            check.verification,
+            error=f"still {snap.status} at the deadline (not canceled)",
+        )
+
+    def _from_final(self, mon: Monitor, check: FinalCheck, method: str) -> FillResult:
         snap = check.snapshot
         if snap is None:
             return self._unknown(mon, "the broker's final state could not be read in time")
@@ -425,7 +479,7 @@ class FillDetectionEngine:
                 method = f"{method}+activities"
             if snap.filled_avg_price is None:
                 price = self.gateway.fill_price_from_activities(
-                    mon.order_id, snap.filled_qty, deadline=mon.final_deadline, stats=mon.stats
+                    mon.current_id, snap.filled_qty, deadline=mon.final_deadline, stats=mon.stats
                 )
                 if price is None:
                     return self._result(
@@ -449,12 +503,13 @@ class FillDetectionEngine:
                 error=f"order still {snap.status} when the verification budget ran out",
             )
         status = snap.status or ""
-        if status == "rejected":
+        filled = self._chain_filled(mon, snap)
+        if status == "rejected" and filled <= 0:
             return self._result(mon, snap, FillStatus.REJECTED, method, verification)
+        if filled > 0:
+            return self._result(mon, snap, FillStatus.PARTIALLY_FILLED, method, verification)
         if status == "expired" and check.cancel is None:
             return self._result(mon, snap, FillStatus.EXPIRED, method, verification)
-        if snap.filled_qty > 0:
-            return self._result(mon, snap, FillStatus.PARTIALLY_FILLED, method, verification)
         if check.cancel is not None:
             return self._result(mon, snap, FillStatus.TIMEOUT, method, verification)
         return self._result(
@@ -462,13 +517,13 @@ class FillDetectionEngine:
         )
 
     # ------------------------------------------------------------------ results
-    def _unknown(self, mon: _Monitor, reason: str) -> FillResult:
-        snap = mon.last or OrderSnapshot(order_id=mon.order_id)
+    def _unknown(self, mon: Monitor, reason: str) -> FillResult:
+        snap = mon.last or OrderSnapshot(order_id=mon.current_id)
         return self._result(mon, snap, FillStatus.UNKNOWN, "final_check", None, error=reason)
 
     def _result(
         self,
-        mon: _Monitor,
+        mon: Monitor,
         snap: OrderSnapshot,
         status: FillStatus,
         method: str,
@@ -476,62 +531,18 @@ class FillDetectionEngine:
         *,
         error: str | None = None,
     ) -> FillResult:
-        fill_price = snap.filled_avg_price if snap.filled_qty > 0 else None
-        slippage = None
-        exceeded = False
-        if mon.expected_price is not None and fill_price is not None and snap.side:
-            slippage = compute_slippage_pct(snap.side, mon.expected_price, fill_price)
-            exceeded = slippage_exceeded(slippage, self.config.slippage_threshold_pct)
-            log_event(
-                self._logger,
-                logging.WARNING if exceeded else logging.INFO,
-                "slippage_exceeded" if exceeded else "slippage",
-                order_id=mon.order_id,
-                side=snap.side,
-                expected_price=mon.expected_price,
-                fill_price=fill_price,
-                slippage_pct=slippage,
-                threshold_pct=self.config.slippage_threshold_pct,
-            )
-        result = FillResult(
-            filled=status is FillStatus.FILLED,
-            status=status,
-            order_id=mon.order_id,
-            client_order_id=snap.client_order_id or mon.client_order_id,
-            symbol=snap.symbol,
-            side=snap.side,
-            requested_qty=snap.qty,
-            filled_qty=snap.filled_qty,
-            fill_price=fill_price,
-            filled_at=snap.filled_at,
-            detection_method=method,
-            verification=verification,
-            elapsed_seconds=self.clock.monotonic() - mon.start,
-            api_calls=mon.stats.calls,
-            retries=mon.stats.retries,
-            slippage_pct=slippage,
-            slippage_exceeded=exceeded,
-            poll_intervals=tuple(mon.intervals),
+        return build_result(
+            mon,
+            snap,
+            status,
+            method,
+            verification,
+            config=self.config,
+            clock=self.clock,
+            logger=self._logger,
+            observer=self.observer,
             error=error,
-            order_open=status is FillStatus.UNKNOWN or snap.is_open,
         )
-        if status is FillStatus.FILLED:
-            log_event(
-                self._logger,
-                logging.INFO,
-                "fill_confirmed",
-                order_id=mon.order_id,
-                client_order_id=result.client_order_id,
-                fill_price=result.fill_price,
-                filled_qty=result.filled_qty,
-                filled_at=result.filled_at,
-                method=method,
-                methods_confirmed=verification.methods_confirmed if verification else (),
-                confidence=verification.confidence if verification else None,
-                elapsed=result.elapsed_seconds,
-                checks=mon.checks,
-            )
-        return result
 
 
 def _with_price(snap: OrderSnapshot, price: Decimal) -> OrderSnapshot:

@@ -15,20 +15,21 @@ from datetime import datetime
 
 from fillguard.clock import Clock
 from fillguard.config import FillDetectionConfig
-from fillguard.errors import TransientError
+from fillguard.errors import BrokerError
 from fillguard.gateway import CancelOutcome, OrderGateway
 from fillguard.logs import log_event
 from fillguard.results import FillVerification
 from fillguard.retry import RetryStats
 from fillguard.snapshot import OrderSnapshot
 from fillguard.verify import MultiMethodVerifier
+from fillguard.waiting import pause
 
 __all__ = ["FinalCheck", "FinalVerificationHandler", "is_older_read"]
 
 _logger = logging.getLogger("fillguard.final")
 
 # Live statuses in which a cancel that failed to arrive is worth sending again.
-_RESEND = frozenset({"accepted", "pending_new", "new", "partially_filled"})
+_RESEND = frozenset({"accepted", "pending_new", "new", "partially_filled", "done_for_day"})
 
 
 def is_older_read(known: OrderSnapshot, new: OrderSnapshot) -> bool:
@@ -180,7 +181,18 @@ class FinalVerificationHandler:
                 snap = self.gateway.read(
                     order_id, deadline=deadline, stats=stats, grace_until=grace_until
                 )
-            except TransientError:
+            except BrokerError:  # refused, failing or unreadable: this read says nothing
+                snap = None
+            if snap is not None and snap.is_half_updated:
+                log_event(
+                    self._logger,
+                    logging.INFO,
+                    "half_updated_read",
+                    order_id=order_id,
+                    status=snap.status,
+                    filled_qty=snap.filled_qty,
+                    filled_avg_price=snap.filled_avg_price,
+                )
                 snap = None
             if snap is not None and last is not None and is_older_read(last, snap):
                 log_event(
@@ -227,7 +239,5 @@ class FinalVerificationHandler:
                 elif cancel is not None and cancel.kind == "failed" and snap.status in _RESEND:
                     # The cancel never got through and the order is still live: send it again.
                     cancel = self.gateway.cancel(order_id, deadline=deadline, stats=stats)
-            left = deadline - self.clock.monotonic()
-            if left <= 0:
+            if pause(self.clock, self.config.initial_poll_interval, deadline=deadline) <= 0:
                 return FinalCheck(last, verification, settled=False, cancel=cancel)
-            self.clock.sleep(min(self.config.initial_poll_interval, left))

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from fillguard.broker import BrokerClient
 from fillguard.clock import Clock
-from fillguard.errors import OutcomeUnknownError, RefusedError, TransientError
+from fillguard.errors import BrokerError, RefusedError, TransientError
 from fillguard.logs import log_event
 from fillguard.retry import ErrorRecoveryManager, RetryStats
 from fillguard.snapshot import OrderSnapshot, to_decimal
@@ -42,8 +43,10 @@ class OrderGateway:
         clock: Clock,
         *,
         logger: logging.Logger | None = None,
+        broker: BrokerClient | None = None,
     ) -> None:
         self.client = client
+        self.broker = broker or BrokerClient(client)
         self.recovery = recovery
         self.clock = clock
         self._logger = logger or _logger
@@ -59,7 +62,8 @@ class OrderGateway:
         stats: RetryStats,
         grace_until: float | None = None,
     ) -> OrderSnapshot:
-        """GET the order. Raises TransientError when retries run out, RefusedError if refused.
+        """GET the order. Raises TransientError when retries run out, RefusedError if refused,
+        UnparseableResponseError for an unreadable 2xx, ClientSideError for a local failure.
 
         Nothing is sent once ``deadline`` has passed (TransientError): a request started late
         could block for a whole request timeout past the caller's budget.
@@ -68,7 +72,7 @@ class OrderGateway:
             raise TransientError("not sent: the deadline has passed", order_id=order_id)
         not_found_transient = grace_until is not None and self.clock.monotonic() < grace_until
         raw = self.recovery.call(
-            lambda: self.client.get_order_by_id(order_id),
+            lambda: self.broker.get_order(order_id),
             deadline=deadline,
             not_found_transient=not_found_transient,
             order_id=order_id,
@@ -86,7 +90,7 @@ class OrderGateway:
         log_event(self._logger, logging.INFO, "cancel_requested", order_id=order_id)
         try:
             self.recovery.call(
-                lambda: self.client.cancel_order_by_id(order_id),
+                lambda: self.broker.cancel(order_id),
                 deadline=deadline,
                 order_id=order_id,
                 stats=stats,
@@ -101,7 +105,7 @@ class OrderGateway:
                 else "failed"
             )
             outcome = CancelOutcome(kind, err.status_code, err.message)
-        except (TransientError, OutcomeUnknownError) as err:
+        except BrokerError as err:
             outcome = CancelOutcome("failed", err.status_code, err.message)
         log_event(
             self._logger,
@@ -122,17 +126,16 @@ class OrderGateway:
         A fourth, independent source for when the order says filled but its price is still
         null. Returns None when the client cannot list activities or they do not add up.
         """
-        get = getattr(self.client, "get", None)
-        if get is None or filled_qty <= 0 or self._past(deadline):
+        if not self.broker.can_list_activities or filled_qty <= 0 or self._past(deadline):
             return None
         try:
             rows = self.recovery.call(
-                lambda: get("/account/activities/FILL", {"direction": "desc", "page_size": 100}),
+                lambda: self.broker.fill_activities({"direction": "desc", "page_size": 100}),
                 deadline=deadline,
                 order_id=order_id,
                 stats=stats,
             )
-        except (TransientError, RefusedError, OutcomeUnknownError):
+        except BrokerError:
             return None
         qty = notional = Decimal(0)
         for row in rows if isinstance(rows, list) else []:

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -51,11 +52,26 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def _forms(value: str) -> set[str]:
+    """Every spelling in which ``value`` can reach a text: as is, stripped, and escaped.
+
+    A secret read from a file keeps its newline; error messages show values repr- or
+    JSON-escaped (``'SECRET\\n'``), URLs percent-encoded.
+    """
+    forms = {value, value.strip()}
+    for form in list(forms):
+        forms.add(repr(form)[1:-1])
+        forms.add(json.dumps(form)[1:-1])
+        forms.add(form.encode("unicode_escape").decode("ascii"))
+        forms.add(urllib.parse.quote(form, safe=""))
+    return {form for form in forms if len(form) >= 4}
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret (an API key or secret) so that no log line ever shows it."""
-    if value and len(value) >= 4:
+    """Remember a secret (an API key or secret) so that no log line ever shows it, in any form."""
+    if value and len(value.strip()) >= 4:
         with _secrets_lock:
-            _secrets.add(value)
+            _secrets.update(_forms(value))
 
 
 def redact(text: str) -> str:

@@ -102,6 +102,12 @@ class Observer(Protocol):
     def position_sync(self) -> None:
         """The book was synced to a confirmed broker position after a mismatch."""
 
+    def position_check_by_symbol(self, symbol: str, result: str) -> None:
+        """The same position check with its symbol, for observers that opt into symbol labels.
+
+        Report it in addition to :meth:`position_check`; most observers ignore it.
+        """
+
     # --- stream, tracker, budget, journal (later components) -------------------------
     def stream_connected(self, connected: bool) -> None:
         """The trade_updates connection went up or down."""
@@ -159,6 +165,9 @@ class NullObserver:
         """Ignored."""
 
     def position_sync(self) -> None:
+        """Ignored."""
+
+    def position_check_by_symbol(self, symbol: str, result: str) -> None:
         """Ignored."""
 
     def stream_connected(self, connected: bool) -> None:

@@ -1,6 +1,7 @@
-"""What fill detection reports: :class:`FillStatus`, :class:`FillVerification`, :class:`FillResult`.
+"""What fill detection reports: :class:`FillStatus`, :class:`FillVerification`, :class:`FillResult`,
+with the broker's :class:`Refusal` and the :class:`ChainLink` of each order in a replace chain.
 
-All three are immutable. :class:`FillResult` checks its own consistency on construction so that a
+All are immutable. :class:`FillResult` checks its own consistency on construction so that a
 result claiming a fill without a price or quantity can never be built.
 """
 
@@ -15,7 +16,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["FillResult", "FillStatus", "FillVerification"]
+__all__ = ["ChainLink", "FillResult", "FillStatus", "FillVerification", "Refusal"]
 
 
 class FillStatus(StrEnum):
@@ -28,6 +29,46 @@ class FillStatus(StrEnum):
     REJECTED = "rejected"
     TIMEOUT = "timeout"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What the broker said when it refused: HTTP status, Alpaca's 8-digit code, its message."""
+
+    status_code: int | None
+    code: int | None
+    message: str
+
+    def to_log_dict(self) -> dict[str, Any]:
+        """Plain values for a log line."""
+        return {"status_code": self.status_code, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One order of a trade: the first, or a replacement that took its place (``replaced_by``).
+
+    ``filled_qty`` is that order's own cumulative quantity, booked under its own id, symbol and
+    side; a replaced order keeps what it filled before it was replaced.
+    """
+
+    order_id: str
+    symbol: str | None
+    side: str | None
+    status: str | None
+    filled_qty: Decimal
+    fill_price: Decimal | None
+
+    def to_log_dict(self) -> dict[str, Any]:
+        """Plain values for a log line."""
+        return {
+            "order_id": self.order_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "status": self.status,
+            "filled_qty": str(self.filled_qty),
+            "fill_price": None if self.fill_price is None else str(self.fill_price),
+        }
 
 
 @dataclass(frozen=True)
@@ -77,6 +118,9 @@ class FillResult:
 
     ``filled`` is True only for a complete fill (status FILLED); a partial fill reports
     ``filled=False`` with ``filled_qty`` > 0. ``poll_intervals`` are the waits between reads.
+    When the order was replaced, ``chain`` holds every order from ``order_id`` to the last
+    replacement and the quantities are the chain's totals. ``refusal`` is set when the broker
+    refused to tell us the order's state (401, 403, a 404 that outlasted the grace window).
     """
 
     filled: bool
@@ -101,6 +145,13 @@ class FillResult:
     # True when the broker still showed the order live at the end (or its state is unknown):
     # it may fill more later, so a caller keeping books must look again.
     order_open: bool = False
+    chain: tuple[ChainLink, ...] = ()
+    refusal: Refusal | None = None
+
+    @property
+    def final_order_id(self) -> str:
+        """The order that carries the trade now: the last replacement, or ``order_id``."""
+        return self.chain[-1].order_id if self.chain else self.order_id
 
     def __post_init__(self) -> None:
         """Enforce ``filled`` iff FILLED, and that a fill has a positive price and quantity."""
@@ -117,6 +168,7 @@ class FillResult:
             if not self.filled_qty > 0:
                 raise ValueError(f"a FILLED result needs filled_qty > 0, got {self.filled_qty}")
         object.__setattr__(self, "poll_intervals", tuple(self.poll_intervals))
+        object.__setattr__(self, "chain", tuple(self.chain))
 
     def to_log_dict(self) -> dict[str, Any]:
         """Plain values for a log line (Decimals as str, datetime as ISO 8601)."""
@@ -141,4 +193,6 @@ class FillResult:
             "poll_intervals": list(self.poll_intervals),
             "error": self.error,
             "order_open": self.order_open,
+            "chain": [link.to_log_dict() for link in self.chain],
+            "refusal": None if self.refusal is None else self.refusal.to_log_dict(),
         }

@@ -1,48 +1,35 @@
-"""Error classification, exponential backoff and the retry loop (:class:`ErrorRecoveryManager`).
+"""Exponential backoff and the retry loop (:class:`ErrorRecoveryManager`).
 
-Every failure is sorted by what it tells us about the broker's state:
-
-* ``TRANSIENT``        surely not applied, or a read that can simply be repeated: connect
-                       failures, 429, 5xx and timeouts on reads, a 404 inside the grace window;
-* ``PERMANENT``        surely refused: 401, 403, 404, 422 and other 4xx; retrying as is won't help;
-* ``UNKNOWN_OUTCOME``  a write that may have been applied: read timeout, connection reset or 5xx
-                       after the request was sent. Never retried blindly: the caller must look
-                       the order up first, or risk a duplicate order.
-
-Waiting happens only through the injected :class:`~fillguard.clock.Clock`, so tests run in fake
-time, and never past the caller's deadline.
+What a failure means is decided in :mod:`fillguard.classify`; this module only acts on it.
+Only TRANSIENT failures (known transport failures, 5xx and 429 on reads, a 404 inside the grace
+window) are retried; everything else is raised at once as the matching
+:class:`~fillguard.errors.BrokerError`. Waiting happens only through the injected
+:class:`~fillguard.clock.Clock`, so tests run in fake time, never past the caller's deadline, and
+a broker's ``Retry-After`` is honoured only up to ``max_retry_after_seconds``. Each attempt is
+given the time left as its total request budget (:func:`fillguard.transport.request_budget`).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import math
 import random
-import socket
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
-import requests
-import urllib3.exceptions
-from alpaca.common.exceptions import APIError
-
+from fillguard.classify import (
+    Classification,
+    ErrorClass,
+    classify_error,
+    to_fillguard_error,
+)
 from fillguard.clock import Clock, SystemClock
 from fillguard.config import FillDetectionConfig
-from fillguard.errors import (
-    BrokerError,
-    InvalidInputError,
-    OutcomeUnknownError,
-    RefusedError,
-    TransientError,
-)
 from fillguard.logs import log_event
+from fillguard.observer import NULL_OBSERVER, Observer
+from fillguard.transport import MIN_REQUEST_SECONDS, request_budget
 
 __all__ = [
     "Classification",
@@ -51,6 +38,7 @@ __all__ = [
     "RetryStats",
     "backoff_delay",
     "classify_error",
+    "retry_reason",
     "to_fillguard_error",
 ]
 
@@ -58,289 +46,20 @@ T = TypeVar("T")
 
 _logger = logging.getLogger("fillguard.retry")
 
-#: 5xx codes the spec names; any other 5xx is treated the same way.
-_SERVER_ERRORS = frozenset({500, 502, 503, 504})
-_MESSAGE_LIMIT = 300
 
-
-class ErrorClass(StrEnum):
-    """What a failure says about whether the request took effect."""
-
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
-    UNKNOWN_OUTCOME = "unknown_outcome"
-
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    """The verdict on one exception, with what the broker told us."""
-
-    kind: ErrorClass
-    status_code: int | None = None
-    code: int | None = None
-    message: str = ""
-    retry_after: float | None = None
-
-
-# --------------------------------------------------------------------------- classification
-
-
-def _ambiguous(is_write: bool) -> ErrorClass:
-    """A failure after the request may have been sent: repeatable for reads, unknown for writes."""
-    return ErrorClass.UNKNOWN_OUTCOME if is_write else ErrorClass.TRANSIENT
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
-
-
-def _safe_attr(obj: object, name: str) -> Any:
-    """``getattr`` that treats a raising property (APIError.code on HTML bodies) as missing."""
-    try:
-        return getattr(obj, name, None)
-    except Exception:
-        return None
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _parse_body(body: str) -> tuple[int | None, str]:
-    """Alpaca's ``{"code": ..., "message": ...}`` body, or (None, the raw text) if it isn't."""
-    try:
-        data = json.loads(body)
-    except (ValueError, TypeError, RecursionError):
-        return None, _short(body)
-    if not isinstance(data, dict):
-        return None, _short(body)
-    code = _as_int(data.get("code"))
-    message = data.get("message")
-    return code, _short(message if isinstance(message, str) else body)
-
-
-def _header(headers: object, name: str) -> str | None:
-    """Header ``name`` looked up case-insensitively in any mapping, or None."""
-    if not isinstance(headers, Mapping):
-        return None
-    wanted = name.lower()
-    try:
-        for key, value in headers.items():
-            if isinstance(key, str) and key.lower() == wanted and value is not None:
-                return str(value).strip()
-    except Exception:
-        return None
-    return None
-
-
-def _finite_float(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _retry_after(response: object, now_epoch: float) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-Ratelimit-Reset``.
-
-    ``Retry-After`` is the more specific instruction and wins; Alpaca documents only
-    ``X-Ratelimit-Reset`` (epoch seconds when the per-minute window resets).
-    """
-    headers = _safe_attr(response, "headers")
-    raw = _header(headers, "Retry-After")
-    seconds = _finite_float(raw)
-    if seconds is None and raw:
-        try:
-            seconds = parsedate_to_datetime(raw).timestamp() - now_epoch
-        except (TypeError, ValueError, IndexError, OverflowError):
-            seconds = None
-    if seconds is None:
-        reset = _finite_float(_header(headers, "X-Ratelimit-Reset"))
-        if reset is not None:
-            seconds = reset - now_epoch
-    if seconds is None:
-        return None
-    return max(0.0, seconds)
-
-
-def _classify_api_error(
-    exc: BaseException, *, is_write: bool, not_found_transient: bool, now_epoch: float
-) -> Classification:
-    status = _as_int(_safe_attr(exc, "status_code"))
-    try:
-        body = str(exc)
-    except Exception:
-        body = ""
-    code, message = _parse_body(body)
-    if status is None and code is not None and 10_000_000 <= code <= 99_999_999:
-        # Alpaca's 8-digit codes start with the HTTP status (40410000 -> 404).
-        status = code // 100_000
-
-    def verdict(kind: ErrorClass, retry_after: float | None = None) -> Classification:
-        return Classification(
-            kind=kind, status_code=status, code=code, message=message, retry_after=retry_after
-        )
-
-    if status is None:
-        return verdict(_ambiguous(is_write))
+def retry_reason(verdict: Classification) -> str:
+    """The bounded label of why a request is retried: ``429``, ``5xx``, ``not_found``, ``timeout``
+    or ``transport``."""
+    status = verdict.status_code
     if status == 429:
-        return verdict(ErrorClass.TRANSIENT, _retry_after(_safe_attr(exc, "response"), now_epoch))
-    if status in _SERVER_ERRORS or 500 <= status <= 599:
-        # The server may have acted before failing: a write's outcome is unknown.
-        return verdict(_ambiguous(is_write))
+        return "429"
+    if status is not None and 500 <= status <= 599:
+        return "5xx"
     if status == 404:
-        return verdict(ErrorClass.TRANSIENT if not_found_transient else ErrorClass.PERMANENT)
-    if 400 <= status <= 499:
-        return verdict(ErrorClass.PERMANENT)
-    return verdict(_ambiguous(is_write))
-
-
-def _causes(exc: BaseException) -> list[object]:
-    """``exc`` and what it wraps (args, ``reason``, ``__cause__``, ``__context__``), bounded."""
-    seen: list[object] = []
-    stack: list[object] = [exc]
-    while stack and len(seen) < 32:
-        item = stack.pop()
-        if any(item is s for s in seen):
-            continue
-        seen.append(item)
-        if isinstance(item, BaseException):
-            stack.extend(arg for arg in item.args if isinstance(arg, BaseException))
-            for name in ("reason", "__cause__", "__context__"):
-                inner = _safe_attr(item, name)
-                if isinstance(inner, BaseException):
-                    stack.append(inner)
-    return seen
-
-
-def _is_connect_failure(exc: BaseException) -> bool:
-    """Whether the connection was never established, so nothing was sent.
-
-    requests wraps a refused connect as ``ConnectionError(MaxRetryError(reason=
-    NewConnectionError))``; a reset mid-request as ``ConnectionError(ProtocolError(...))``.
-    """
-    for item in _causes(exc):
-        if isinstance(item, urllib3.exceptions.ReadTimeoutError):
-            return False
-        if isinstance(
-            item,
-            urllib3.exceptions.NewConnectionError
-            | urllib3.exceptions.ConnectTimeoutError
-            | ConnectionRefusedError
-            | socket.gaierror,
-        ):
-            return True
-    text = str(exc)
-    return "Failed to establish a new connection" in text or "Connection refused" in text
-
-
-def _classify(
-    exc: BaseException, *, is_write: bool, not_found_transient: bool, now_epoch: float
-) -> Classification:
-    message = _short(str(exc)) or type(exc).__name__
-    if isinstance(exc, BrokerError):
-        fields: dict[str, Any] = {
-            "status_code": exc.status_code,
-            "code": exc.code,
-            "message": _short(exc.message) or message,
-            "retry_after": exc.retry_after,
-        }
-        if isinstance(exc, RefusedError):
-            return Classification(kind=ErrorClass.PERMANENT, **fields)
-        if isinstance(exc, TransientError):
-            return Classification(kind=ErrorClass.TRANSIENT, **fields)
-        if isinstance(exc, OutcomeUnknownError):
-            return Classification(kind=ErrorClass.UNKNOWN_OUTCOME, **fields)
-        return Classification(kind=_ambiguous(is_write), **fields)
-    if isinstance(exc, InvalidInputError):
-        # Our own argument check failed: nothing was sent and repeating won't fix it.
-        return Classification(kind=ErrorClass.PERMANENT, message=message)
-    if isinstance(exc, APIError):
-        return _classify_api_error(
-            exc, is_write=is_write, not_found_transient=not_found_transient, now_epoch=now_epoch
-        )
-    # requests' JSON errors are OSErrors too; check them before the transport rules. A garbled
-    # 2xx body means the request *was* handled, so a write's outcome is unknown.
-    if isinstance(exc, requests.exceptions.InvalidJSONError):
-        return Classification(kind=_ambiguous(is_write), message=message)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Classification(kind=ErrorClass.TRANSIENT, message=message)
-    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionRefusedError):
-        kind = ErrorClass.TRANSIENT if _is_connect_failure(exc) else _ambiguous(is_write)
-        return Classification(kind=kind, message=message)
-    if isinstance(
-        exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    ) and not isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return Classification(kind=ErrorClass.TRANSIENT, message=message)
-    # ReadTimeout, ChunkedEncodingError, resets, RemoteDisconnected, builtin TimeoutError and
-    # OSError, pydantic ValidationError and anything unforeseen: the read can be repeated, but
-    # a write may have landed.
-    return Classification(kind=_ambiguous(is_write), message=message)
-
-
-def classify_error(
-    exc: BaseException,
-    *,
-    is_write: bool = False,
-    not_found_transient: bool = False,
-    now_epoch: float | None = None,
-) -> Classification:
-    """Sort ``exc`` into TRANSIENT, PERMANENT or UNKNOWN_OUTCOME; never raises.
-
-    ``is_write`` marks a request that changes broker state (submit, cancel, replace).
-    ``not_found_transient`` makes a 404 transient (eventual consistency just after a submit).
-    ``now_epoch`` is the wall time used to turn ``X-Ratelimit-Reset`` into a wait.
-    """
-    now = time.time() if now_epoch is None else now_epoch
-    try:
-        return _classify(
-            exc, is_write=is_write, not_found_transient=not_found_transient, now_epoch=now
-        )
-    except Exception:  # classification must never mask the original error
-        return Classification(kind=_ambiguous(is_write), message=type(exc).__name__)
-
-
-def to_fillguard_error(
-    exc: BaseException,
-    classification: Classification,
-    *,
-    order_id: str | None = None,
-    client_order_id: str | None = None,
-) -> BrokerError:
-    """The :class:`BrokerError` subclass matching ``classification``, with ``exc`` as cause."""
-    error_type: type[BrokerError]
-    if classification.kind is ErrorClass.PERMANENT:
-        error_type = RefusedError
-    elif classification.kind is ErrorClass.TRANSIENT:
-        error_type = TransientError
-    else:
-        error_type = OutcomeUnknownError
-    if isinstance(exc, BrokerError):
-        order_id = order_id or exc.order_id
-        client_order_id = client_order_id or exc.client_order_id
-    message = classification.message or type(exc).__name__
-    if not isinstance(exc, BrokerError):
-        message = f"{type(exc).__name__}: {message}"
-    error = error_type(
-        message,
-        order_id=order_id,
-        client_order_id=client_order_id,
-        status_code=classification.status_code,
-        code=classification.code,
-        retry_after=classification.retry_after,
-    )
-    error.__cause__ = exc
-    return error
+        return "not_found"
+    if "timeout" in verdict.message.lower() or "timed out" in verdict.message.lower():
+        return "timeout"
+    return "transport"
 
 
 # --------------------------------------------------------------------------- backoff
@@ -387,11 +106,13 @@ class ErrorRecoveryManager:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         logger: logging.Logger | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._logger = logger or _logger
+        self.observer: Observer = observer or NULL_OBSERVER
         self._lock = threading.Lock()
         self._calls = 0
         self._retries = 0
@@ -409,8 +130,12 @@ class ErrorRecoveryManager:
             return self._retries
 
     def _is_retryable_error(self, exc: BaseException) -> bool:
-        """Whether ``exc`` on a read is worth retrying (TRANSIENT)."""
+        """Whether ``exc`` on a read is worth retrying (TRANSIENT: transport, 5xx, 429)."""
         return classify_error(exc, now_epoch=self._now_epoch()).kind is ErrorClass.TRANSIENT
+
+    def backoff(self, attempt: int) -> float:
+        """The jittered delay before retry ``attempt`` (1-based), from the config."""
+        return self._calculate_backoff(attempt)
 
     def _calculate_backoff(self, attempt: int) -> float:
         """The jittered delay before retry ``attempt`` (1-based), from the config."""
@@ -463,27 +188,37 @@ class ErrorRecoveryManager:
         client_order_id: str | None = None,
         stats: RetryStats | None = None,
         expected_statuses: frozenset[int] = frozenset(),
+        max_retries: int | None = None,
     ) -> T:
         """Call ``fn`` until it succeeds, a failure is not transient, or retries run out.
 
-        * PERMANENT -> :class:`RefusedError`; UNKNOWN_OUTCOME -> :class:`OutcomeUnknownError`
-          at once (a write is never repeated blindly);
-        * TRANSIENT -> wait ``max(backoff, retry_after)``, but never past ``deadline`` (a
-          ``clock.monotonic()`` value), and try again; after ``max_retries`` retries, or once
-          the deadline is reached, :class:`TransientError`.
+        * TRANSIENT -> wait ``max(backoff, min(retry_after, max_retry_after_seconds))``, never
+          past ``deadline`` (a ``clock.monotonic()`` value), and try again; after ``max_retries``
+          retries (the config's unless given), or when the wait would reach the deadline,
+          :class:`~fillguard.errors.TransientError`;
+        * anything else at once: PERMANENT -> ``RefusedError``, UNKNOWN_OUTCOME ->
+          ``OutcomeUnknownError`` (a write is never repeated blindly), UNPARSEABLE ->
+          ``UnparseableResponseError``, CLIENT_ERROR -> ``ClientSideError``.
 
-        The first call is always made, even at or past the deadline. ``stats`` is updated.
-        A refusal whose HTTP status is in ``expected_statuses`` is logged at DEBUG, not WARNING.
+        Each attempt may take at most the time left before ``deadline`` (and never more than
+        the request timeout). The first call is always made, even at or past the deadline,
+        with a minimal budget. ``stats`` is updated. A refusal whose HTTP status is in
+        ``expected_statuses`` is logged at DEBUG, not WARNING.
         """
         stats = stats if stats is not None else RetryStats()
+        limit = self.config.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
             attempt += 1
             stats.calls += 1
             with self._lock:
                 self._calls += 1
+            budget = None
+            if deadline is not None:
+                budget = max(deadline - self.clock.monotonic(), MIN_REQUEST_SECONDS)
             try:
-                return fn()
+                with request_budget(budget):
+                    return fn()
             except Exception as exc:
                 stats.errors += 1
                 verdict = classify_error(
@@ -512,7 +247,7 @@ class ErrorRecoveryManager:
                     level = logging.DEBUG if expected else logging.WARNING
                     log_event(self._logger, level, "call_failed", expected=expected, **fields)
                     raise error from exc
-                if attempt > self.config.max_retries:
+                if attempt > limit:
                     log_event(
                         self._logger,
                         logging.ERROR,
@@ -521,30 +256,12 @@ class ErrorRecoveryManager:
                         **fields,
                     )
                     raise error from exc
-                delay = max(self._calculate_backoff(attempt), verdict.retry_after or 0.0)
-                if deadline is not None:
-                    left = deadline - self.clock.monotonic()
-                    if left <= 0:
-                        log_event(
-                            self._logger,
-                            logging.ERROR,
-                            "retries_exhausted",
-                            reason="deadline",
-                            **fields,
-                        )
-                        raise error from exc
-                    delay = min(delay, left)
-                log_event(
-                    self._logger,
-                    logging.WARNING,
-                    "retry",
-                    delay=round(delay, 6),
-                    retry_after=verdict.retry_after,
-                    **fields,
-                )
-                self.clock.sleep(delay)
-                stats.waited_seconds += delay
-                if deadline is not None and self.clock.monotonic() >= deadline:
+                hint = verdict.retry_after
+                if hint is not None:
+                    hint = min(hint, self.config.max_retry_after_seconds)
+                delay = max(self._calculate_backoff(attempt), hint or 0.0)
+                if deadline is not None and self.clock.monotonic() + delay >= deadline:
+                    # Waiting would use up the caller's budget: give up now, not at the deadline.
                     log_event(
                         self._logger,
                         logging.ERROR,
@@ -553,6 +270,17 @@ class ErrorRecoveryManager:
                         **fields,
                     )
                     raise error from exc
+                log_event(
+                    self._logger,
+                    logging.WARNING,
+                    "retry",
+                    delay=round(delay, 6),
+                    retry_after=verdict.retry_after,
+                    **fields,
+                )
+                self.observer.retry(retry_reason(verdict))
+                self.clock.sleep(delay)
+                stats.waited_seconds += delay
                 stats.retries += 1
                 with self._lock:
                     self._retries += 1

@@ -30,9 +30,10 @@ __all__ = [
 
 FILLED_STATUS = "filled"
 
-#: No further fills can happen in these states (``done_for_day`` only until the next session).
+#: No further fills can happen on this order id in these states. ``replaced`` ends this id, but
+#: the order lives on under ``replaced_by``; ``done_for_day`` is not here: it resumes next session.
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"}
+    {"filled", "canceled", "expired", "rejected", "replaced"}
 )
 #: Terminal states in which the order did not (completely) fill.
 UNFILLED_TERMINAL_STATUSES: frozenset[str] = TERMINAL_STATUSES - {FILLED_STATUS}
@@ -51,8 +52,11 @@ OPEN_STATUSES: frozenset[str] = frozenset(
         "suspended",
         "calculated",
         "held",
+        "done_for_day",
     }
 )
+#: Open statuses in which the order has not executed anything yet, by the broker's contract.
+_UNFILLED_OPEN = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding"})
 
 # "OrderStatus.FILLED" is what str() of alpaca-py's enum gives; strip the class prefix.
 _ENUM_REPR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.([A-Za-z_][A-Za-z0-9_]*)$")
@@ -191,6 +195,11 @@ class OrderSnapshot:
     filled_qty: Decimal = Decimal(0)
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    notional: Decimal | None = None
+    time_in_force: str | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
     submitted_at: datetime | None = None
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
@@ -229,6 +238,11 @@ class OrderSnapshot:
             # A zero or negative average price is no price at all.
             filled_avg_price=_positive(to_decimal(get("filled_avg_price"))),
             limit_price=_positive(to_decimal(get("limit_price"))),
+            stop_price=_positive(to_decimal(get("stop_price"))),
+            notional=_positive(to_decimal(get("notional"))),
+            time_in_force=_lower_name(get("time_in_force")),
+            replaced_by=_text(get("replaced_by")),
+            replaces=_text(get("replaces")),
             submitted_at=parse_timestamp(get("submitted_at")),
             filled_at=parse_timestamp(get("filled_at")),
             canceled_at=parse_timestamp(get("canceled_at")),
@@ -246,6 +260,26 @@ class OrderSnapshot:
     def is_open(self) -> bool:
         """Whether the status is a known live state."""
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_half_updated(self) -> bool:
+        """Whether the record's fields contradict each other, as when a broker writes them in steps.
+
+        ``filled`` with nothing (or less than the whole qty) filled; ``partially_filled`` with
+        nothing or everything filled; ``new`` with shares filled; shares filled without an
+        average price on an order that is not ``filled`` (a filled order's missing price is a
+        known lag handled on its own). Such a read proves nothing; read again.
+        """
+        status, filled, qty = self.status, self.filled_qty, self.qty
+        if status == FILLED_STATUS:
+            return filled <= 0 or (qty is not None and qty > 0 and filled < qty)
+        if status == "partially_filled" and (
+            filled <= 0 or (qty is not None and qty > 0 and filled >= qty)
+        ):
+            return True
+        if status in _UNFILLED_OPEN and filled > 0:
+            return True
+        return filled > 0 and self.filled_avg_price is None
 
     @property
     def remaining_qty(self) -> Decimal | None:

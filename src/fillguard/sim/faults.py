@@ -142,6 +142,16 @@ class FaultProfile:
     stream_delay_rate: float = 0.0
     stream_delay_seconds: float = 0.5
     stream_disconnect_rate: float = 0.0  # the server drops the connection after an event
+    # --- trade_updates stream: gaps and silences (per event) ---------------------------
+    # A gap: the connection is cut as on a network drop and the account's one stream slot
+    # stays held, as by Alpaca's stale half-open socket, for stream_gap_seconds: upgrades
+    # are refused with HTTP 429 meanwhile and every event in the gap is lost.
+    stream_gap_rate: float = 0.0
+    stream_gap_seconds: float = 2.0
+    # A silence: the socket stays open but the server sends nothing (and reads nothing, so
+    # pings go unanswered) for stream_silence_seconds; every event in it is lost.
+    stream_silence_rate: float = 0.0
+    stream_silence_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         # Knobs arrive from JSON (PUT /_sim/faults): check types before comparing values.
@@ -255,6 +265,8 @@ ROUGH = FaultProfile(
     stream_delay_rate=0.05,
     stream_delay_seconds=0.2,
     stream_disconnect_rate=0.002,
+    stream_gap_rate=0.001,
+    stream_gap_seconds=1.0,
 )
 HOSTILE = FaultProfile(
     name="hostile",
@@ -289,6 +301,10 @@ HOSTILE = FaultProfile(
     stream_delay_rate=0.2,
     stream_delay_seconds=0.5,
     stream_disconnect_rate=0.02,
+    stream_gap_rate=0.005,
+    stream_gap_seconds=2.0,
+    stream_silence_rate=0.002,
+    stream_silence_seconds=3.0,
 )
 PROFILES: dict[str, FaultProfile] = {p.name: p for p in (CALM, ROUGH, HOSTILE)}
 

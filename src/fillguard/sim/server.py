@@ -37,6 +37,7 @@ from fillguard.clock import SystemClock
 from fillguard.sim.api import ApiRequest, SimApi
 from fillguard.sim.core import Broker, BrokerConfig
 from fillguard.sim.faults import FaultProfile, profile_from
+from fillguard.sim.metrics import CONTENT_TYPE_LATEST, SimMetrics
 from fillguard.sim.stream import TRANSPORT_SCOPE_KEY, StreamHub, reset_connection
 from fillguard.sim.trickle import trickle_body
 
@@ -109,9 +110,19 @@ class _ErrorCounter:
         self.last: str | None = None
 
 
-def build_app(api: SimApi, hub: StreamHub, errors: _ErrorCounter | None = None) -> Starlette:
-    """The Starlette app: ``/stream`` websocket plus one catch-all HTTP route into ``api``."""
+def build_app(
+    api: SimApi,
+    hub: StreamHub,
+    errors: _ErrorCounter | None = None,
+    metrics: SimMetrics | None = None,
+) -> Starlette:
+    """The Starlette app: ``/stream`` websocket, ``GET /metrics`` (the simulator's own
+    Prometheus metrics, no auth) and one catch-all HTTP route into ``api``."""
     counter = errors or _ErrorCounter()
+    sim_metrics = metrics or SimMetrics(lambda: hub.stats, lambda: counter.count)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(sim_metrics.exposition(), headers={"content-type": CONTENT_TYPE_LATEST})
 
     async def http_endpoint(request: Request) -> Response:
         scope = request.scope
@@ -136,6 +147,7 @@ def build_app(api: SimApi, hub: StreamHub, errors: _ErrorCounter | None = None) 
                 status_code=500,
                 headers={"content-type": "application/json"},
             )
+        sim_metrics.served(api_request.method, api_request.path, answer)
         if answer.delay > 0:
             await asyncio.sleep(answer.delay)
         if answer.fault == "reset":
@@ -157,6 +169,9 @@ def build_app(api: SimApi, hub: StreamHub, errors: _ErrorCounter | None = None) 
     return Starlette(
         routes=[
             WebSocketRoute("/stream", hub.endpoint),
+            # The legacy SDK dials base_url + "/stream/" (alpaca-trade-api, stream.py TradingStream).
+            WebSocketRoute("/stream/", hub.endpoint),
+            Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]),
             Route("/{path:path}", http_endpoint, methods=_HTTP_METHODS),
         ]
     )
@@ -189,7 +204,8 @@ class SimServer:
         self.api = SimApi(self.broker, key_id=key_id, secret_key=secret_key, rate_limit=rate_limit)
         self.hub = StreamHub(self.api)
         self.errors = _ErrorCounter()
-        self.app = build_app(self.api, self.hub, self.errors)
+        self.metrics = SimMetrics(lambda: self.hub.stats, lambda: self.errors.count)
+        self.app = build_app(self.api, self.hub, self.errors, self.metrics)
         self._requested_port = port
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None

@@ -10,9 +10,24 @@ frame the server sends is JSON in a binary frame. Events from before the listen 
 replayed, as on Alpaca.
 
 Stream faults come from the broker's fault profile, each drawn once per event from its own
-seeded stream (``stream_drop``, ``stream_duplicate``, ``stream_delay``, ``stream_disconnect``):
-an event may be dropped, sent twice, sent late (without holding back later events, so the
-order can change), and the connection may be cut abruptly right after an event.
+seeded stream (``stream_drop``, ``stream_duplicate``, ``stream_delay``, ``stream_disconnect``,
+``stream_gap``, ``stream_silence``): an event may be dropped, sent twice, sent late (without
+holding back later events, so the order can change), and the connection may be cut abruptly
+right after an event. A gap cuts the connection and keeps the account's slot held for
+``stream_gap_seconds`` (upgrades get HTTP 429; every event in it is lost); a silence keeps the
+socket open but sends and reads nothing (pings go unanswered) for ``stream_silence_seconds``.
+
+One connection per account (``StreamHub.single_connection``, on by default). Alpaca allows one
+trade_updates connection per account (an Alpaca engineer in alpacahq/alpaca-py#740). While a
+socket holds the slot, even a stale half-open one, a new connection is refused at the
+websocket upgrade with HTTP 429 ("The server returned status code '429' when status code '101'
+was expected": QuantConnect/Lean.Brokerages.Alpaca#37, alpacahq/alpaca-trade-api-csharp#518).
+The simulator accepts one key pair, so any authenticated open connection holds the slot. Two
+connections that both upgrade before either authenticated are told apart at the second
+``authorization``: it gets Alpaca's documented data-stream error for the same case (``406
+connection limit exceeded``, docs "Real-time stock pricing data", control messages; quoted in
+Lean.Brokerages.Alpaca PR #39) as ``{"stream":"error","data":{"code":406,"error":"connection
+limit exceeded"}}`` and the connection is closed (1008).
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from fillguard.sim.core import TradeEventRecord
@@ -62,6 +78,11 @@ def _authorization(status: str, action: str) -> bytes:
     return _frame({"stream": "authorization", "data": {"status": status, "action": action}})
 
 
+_LIMIT_EXCEEDED = _frame(
+    {"stream": "error", "data": {"code": 406, "error": "connection limit exceeded"}}
+)
+
+
 @dataclass
 class ConnectionStats:
     """What one websocket connection did (for tests and the benchmark)."""
@@ -77,6 +98,9 @@ class ConnectionStats:
     disconnected: bool = False  # cut by the stream_disconnect fault
     closed: bool = False
     event_seqs: list[int] = field(default_factory=list)  # seq of each event sent, in send order
+    silenced: int = 0  # events lost to a silence on this connection
+    gapped: bool = False  # cut by the stream_gap fault
+    limit_exceeded: bool = False  # refused at authorization: another connection holds the slot
 
 
 class _Connection:
@@ -88,6 +112,7 @@ class _Connection:
         self.pump: asyncio.Task[None] | None = None
         self.later: set[asyncio.Task[None]] = set()
         self.dead = False
+        self.silent_until = 0.0  # loop time until which nothing is sent or read
 
 
 class StreamHub:
@@ -100,6 +125,11 @@ class StreamHub:
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Connection] = set()
+        #: One trade_updates connection per account, as on Alpaca (see the module docs).
+        self.single_connection = True
+        self.upgrades = 0  # websocket upgrade requests, refused ones included
+        self.refused_upgrades = 0  # answered HTTP 429: the slot was held
+        self._held_until = 0.0  # loop time: the stream_gap fault holds the slot until then
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop the websocket connections run on."""
@@ -114,11 +144,71 @@ class StreamHub:
         for conn in list(self._connections):
             self._stop_listening(conn)
 
+    def slot_held(self) -> bool:
+        """Whether the account's one stream slot is taken (a live authenticated connection,
+        or a gap's stale slot)."""
+        return self._slot_holder(None) or self._now() < self._held_until
+
+    def _slot_holder(self, other_than: _Connection | None) -> bool:
+        return any(
+            c is not other_than and c.stats.authenticated and not c.dead for c in self._connections
+        )
+
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def reset(self) -> None:
+        """Test helper: free a gap's held slot and end every silence now (thread-safe)."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed
+            asyncio.run_coroutine_threadsafe(self._reset(), loop).result(5)
+
+    async def _reset(self) -> None:
+        self._held_until = 0.0
+        for conn in list(self._connections):
+            if conn.silent_until:
+                self._end_silence(conn)
+
+    def inject(self, *frames: str | bytes, timeout: float = 30.0) -> int:
+        """Test helper: send raw frames (``str`` as text, ``bytes`` as binary frames) to every
+        listening connection, in order; returns how many connections got them."""
+        loop = self._loop
+        if loop is None:
+            return 0
+        future = asyncio.run_coroutine_threadsafe(self._inject(frames), loop)
+        return future.result(timeout)
+
+    async def _inject(self, frames: tuple[str | bytes, ...]) -> int:
+        targets = [c for c in self._connections if c.stats.listening and not c.dead]
+        for conn in targets:
+            for frame in frames:
+                if conn.dead:
+                    break
+                try:
+                    if isinstance(frame, str):
+                        await conn.websocket.send_text(frame)
+                    else:
+                        await conn.websocket.send_bytes(frame)
+                except Exception as exc:
+                    log.debug("stream connection %s: inject failed: %r", conn.stats.id, exc)
+                    self._cut(conn)
+        return len(targets)
+
     # ------------------------------------------------------------------ the endpoint
     async def endpoint(self, websocket: WebSocket) -> None:
         """One websocket connection, from accept to close."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        self.upgrades += 1
+        if self.single_connection and self.slot_held():
+            self.refused_upgrades += 1
+            body = _frame({"code": 42910000, "message": "connection limit exceeded"})
+            await websocket.send_denial_response(
+                Response(body, status_code=429, media_type="application/json")
+            )
+            return
         await websocket.accept()
         conn = _Connection(websocket, ConnectionStats(next(self._ids)))
         self.stats.append(conn.stats)
@@ -153,6 +243,11 @@ class StreamHub:
             else:
                 key, secret = msg.get("key"), msg.get("secret")
             ok = self._authorized(key, secret)
+            if ok and self.single_connection and self._slot_holder(conn):
+                conn.stats.limit_exceeded = True
+                await self._send(conn, _LIMIT_EXCEEDED)
+                await conn.websocket.close(code=1008)
+                return False
             conn.stats.authenticated = ok
             await self._send(
                 conn, _authorization("authorized" if ok else "unauthorized", "authenticate")
@@ -225,8 +320,20 @@ class StreamHub:
         duplicate = rng.chance("stream_duplicate", faults.stream_duplicate_rate)
         delay = rng.chance("stream_delay", faults.stream_delay_rate)
         disconnect = rng.chance("stream_disconnect", faults.stream_disconnect_rate)
+        gap = rng.chance("stream_gap", faults.stream_gap_rate)
+        silence = rng.chance("stream_silence", faults.stream_silence_rate)
         stats = conn.stats
         stats.events += 1
+        if conn.silent_until or silence:
+            stats.silenced += 1
+            if silence and not conn.silent_until:
+                self._start_silence(conn, faults.stream_silence_seconds)
+            return
+        if gap:
+            stats.gapped = True
+            self._held_until = max(self._held_until, self._now() + faults.stream_gap_seconds)
+            self._cut(conn)
+            return
         copies = 2 if duplicate else 1
         if drop:
             stats.dropped += 1
@@ -255,8 +362,28 @@ class StreamHub:
         for _ in range(copies):
             await self._send_event(conn, seq, frame)
 
+    def _start_silence(self, conn: _Connection, seconds: float) -> None:
+        conn.silent_until = self._now() + seconds
+        transport = conn.websocket.scope.get(TRANSPORT_SCOPE_KEY)
+        if transport is not None:
+            # Nothing is read, so a ping is never answered (and a close never seen).
+            transport.pause_reading()
+        loop = self._loop
+        assert loop is not None
+        loop.call_later(seconds, self._end_silence, conn)
+
+    def _end_silence(self, conn: _Connection) -> None:
+        if not conn.silent_until:
+            return
+        conn.silent_until = 0.0
+        transport = conn.websocket.scope.get(TRANSPORT_SCOPE_KEY)
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
     async def _send_event(self, conn: _Connection, seq: int, frame: bytes) -> None:
-        if conn.dead:
+        if conn.dead or conn.silent_until:
+            if conn.silent_until:
+                conn.stats.silenced += 1
             return
         await self._send(conn, frame)
         if not conn.dead:

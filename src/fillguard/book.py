@@ -1,0 +1,208 @@
+"""The book: the positions fillguard expects, kept per order id so a fill can never count twice.
+
+For each symbol the expected position is
+
+    baseline + sync adjustments + the signed cumulative filled quantity of every counted order
+
+where an order is *counted* when it was sent after the symbol's baseline was taken (an order
+sent before is already inside the baseline). Bookings are cumulative and only grow
+(:meth:`Book.book` with a quantity at or below what is booked does nothing), so a replayed
+trade, a reconcile and two threads booking the same fill at once all leave one fill booked.
+Each order is booked under the broker order's own symbol and side.
+
+A trade *reserves* its ``client_order_id`` before its first POST and *binds* it to the order id
+once known; an unbound reservation (an unresolved trade) or an open order keeps the symbol
+from being quiet, and a position is compared only when its symbol is quiet.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from fillguard.clock import Clock
+
+__all__ = ["Book", "Booking", "signed"]
+
+
+def signed(side: str | None, qty: Decimal) -> Decimal:
+    """``qty`` as a position change: positive for a buy, negative for a sell."""
+    return -qty if side == "sell" else qty
+
+
+@dataclass(slots=True)
+class Booking:
+    """One order in the book (mutable under the book's lock; copies are handed out)."""
+
+    order_id: str
+    symbol: str
+    side: str
+    filled_qty: Decimal
+    counted: bool
+    open: bool
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    symbol: str
+    counted: bool
+
+
+class Book:
+    """Expected positions per symbol, thread-safe."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._baselines: dict[str, Decimal] = {}
+        self._adjustments: dict[str, Decimal] = {}
+        self._orders: dict[str, Booking] = {}
+        self._reserved: dict[str, _Reservation] = {}
+        self._last_fill: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ baselines
+    def baseline(self, symbol: str) -> Decimal | None:
+        """The position taken before our first order in ``symbol`` (None if none yet)."""
+        with self._lock:
+            return self._baselines.get(symbol)
+
+    def set_baseline(self, symbol: str, qty: Decimal) -> bool:
+        """Take ``qty`` as the symbol's baseline, if it has none and is quiet; whether it did.
+
+        Orders sent before stay uncounted: whatever they filled is inside ``qty``.
+        """
+        with self._lock:
+            if symbol in self._baselines or not self._quiet(symbol):
+                return False
+            self._baselines[symbol] = qty
+            return True
+
+    # ------------------------------------------------------------------ orders
+    def reserve(self, client_order_id: str, symbol: str) -> bool:
+        """Note a trade about to be sent in ``symbol``; returns whether its fills will count."""
+        with self._lock:
+            existing = self._reserved.get(client_order_id)
+            if existing is not None:
+                return existing.counted
+            counted = symbol in self._baselines
+            self._reserved[client_order_id] = _Reservation(symbol, counted)
+            return counted
+
+    def release(self, client_order_id: str) -> None:
+        """Forget a reservation whose trade placed nothing (not placed, refused)."""
+        with self._lock:
+            self._reserved.pop(client_order_id, None)
+
+    def book(
+        self,
+        order_id: str,
+        *,
+        symbol: str,
+        side: str,
+        filled_qty: Decimal,
+        open_: bool,
+        client_order_id: str | None = None,
+        counted_like: str | None = None,
+    ) -> Decimal:
+        """Book ``order_id``'s cumulative ``filled_qty``; returns what was newly added (>= 0).
+
+        The order is found by id (or bound to ``client_order_id``'s reservation); a
+        replacement names the order it replaced in ``counted_like`` and counts as that one.
+        ``open_`` is whether it may still fill.
+        """
+        with self._lock:
+            booking = self._orders.get(order_id)
+            if booking is None:
+                counted = self._counted_for(client_order_id, counted_like, symbol)
+                booking = Booking(
+                    order_id, symbol, side, Decimal(0), counted, True, client_order_id
+                )
+                self._orders[order_id] = booking
+            if client_order_id is not None:
+                # Bound to its order: the booking now carries whether it counts.
+                self._reserved.pop(client_order_id, None)
+            gained = filled_qty - booking.filled_qty
+            if gained > 0:
+                booking.filled_qty = filled_qty
+                self._last_fill[booking.symbol] = self._clock.monotonic()
+            # A stale read may show an order open again: once closed, it stays closed.
+            booking.open = booking.open and open_
+            return max(gained, Decimal(0))
+
+    def _counted_for(self, coid: str | None, like: str | None, symbol: str) -> bool:
+        if like is not None and like in self._orders:
+            return self._orders[like].counted
+        if coid is not None and coid in self._reserved:
+            return self._reserved[coid].counted
+        return symbol in self._baselines
+
+    def booking(self, order_id: str) -> Booking | None:
+        """A copy of ``order_id``'s booking."""
+        with self._lock:
+            found = self._orders.get(order_id)
+            return None if found is None else replace(found)
+
+    def open_orders(self, symbol: str | None = None) -> list[Booking]:
+        """Copies of the orders that may still fill (in ``symbol``, or all)."""
+        with self._lock:
+            return [
+                replace(b)
+                for b in self._orders.values()
+                if b.open and (symbol is None or b.symbol == symbol)
+            ]
+
+    def unbound(self, symbol: str | None = None) -> list[str]:
+        """Client order ids reserved but without a known order (unresolved trades)."""
+        with self._lock:
+            return [
+                coid for coid, r in self._reserved.items() if symbol is None or r.symbol == symbol
+            ]
+
+    # ------------------------------------------------------------------ positions
+    def expected(self, symbol: str) -> Decimal | None:
+        """The expected position in ``symbol``, or None before it has a baseline."""
+        with self._lock:
+            return self._expected(symbol)
+
+    def _expected(self, symbol: str) -> Decimal | None:
+        base = self._baselines.get(symbol)
+        if base is None:
+            return None
+        total = base + self._adjustments.get(symbol, Decimal(0))
+        for b in self._orders.values():
+            if b.counted and b.symbol == symbol:
+                total += signed(b.side, b.filled_qty)
+        return total
+
+    def sync(self, symbol: str, broker_qty: Decimal) -> Decimal:
+        """Make the expected position equal ``broker_qty`` (a confirmed mismatch); the delta."""
+        with self._lock:
+            expected = self._expected(symbol)
+            if expected is None:
+                self._baselines[symbol] = broker_qty
+                return Decimal(0)
+            delta = broker_qty - expected
+            self._adjustments[symbol] = self._adjustments.get(symbol, Decimal(0)) + delta
+            return delta
+
+    def last_fill_monotonic(self, symbol: str) -> float | None:
+        """When a fill in ``symbol`` was last booked (``clock.monotonic()``)."""
+        with self._lock:
+            return self._last_fill.get(symbol)
+
+    def is_quiet(self, symbol: str) -> bool:
+        """No order of ours in ``symbol`` may still fill, and none is unresolved or in flight."""
+        with self._lock:
+            return self._quiet(symbol)
+
+    def _quiet(self, symbol: str) -> bool:
+        if any(b.open and b.symbol == symbol for b in self._orders.values()):
+            return False
+        return not any(r.symbol == symbol for r in self._reserved.values())
+
+    def symbols(self) -> list[str]:
+        """Every symbol with a baseline."""
+        with self._lock:
+            return sorted(self._baselines)
