@@ -90,6 +90,27 @@ def make_sim(
     return Sim(clock, broker, api, client)
 
 
+FLAT = BrokerConfig(
+    price_volatility=0.0,
+    initial_prices=(("AAPL", Decimal("100")), ("MSFT", Decimal("400"))),
+)
+
+
+def flat_sim(seed: int = 1, config: BrokerConfig = FLAT, **knobs: Any) -> Sim:
+    """A simulator with flat prices (AAPL 100, MSFT 400), no rate limit and ``knobs`` on."""
+    return make_sim(seed=seed, faults=knobs, config=config)
+
+
+def run_until(sim: Sim, done: Callable[[], bool], limit: float = 30.0) -> None:
+    """Step fake time from one scheduled action to the next until ``done()`` (or ``limit`` s)."""
+    start = sim.broker.t()
+    while not done():
+        due = sim.broker.next_due()
+        assert due is not None, "nothing left to happen"
+        assert due - start <= limit, "condition not reached in time"
+        sim.advance(max(0.0, due - sim.broker.t()) + 1e-9)
+
+
 def with_timeout(client: Any, timeout: float) -> None:
     """Give every request of ``client`` a read timeout, as fillguard's transport does."""
     inner: Callable[..., Any] = client._session.request
@@ -171,7 +192,7 @@ def check_order_books(order: SimOrder) -> None:
                 assert e.price >= order.limit_price
     if order.status == "filled":
         assert total == order.qty
-    elif order.status in ("canceled", "expired", "rejected"):
+    elif order.status in ("canceled", "expired", "rejected", "replaced"):
         assert total < order.qty
 
 
@@ -197,7 +218,10 @@ def check_event_stream(broker: Broker) -> None:
             assert ev.order["filled_qty"] == wire.num(ex.cum_qty)
         else:
             assert ev.execution_id is None
-            assert ev.event == ev.order["status"], "a transition event names the new status"
+            if ev.event == "new" and ev.order["status"] == "partially_filled":
+                pass  # a done_for_day order resuming with shares filled
+            else:
+                assert ev.event == ev.order["status"], "a transition event names the new status"
     assert seen_exec == set(executions), "every execution has exactly one fill event"
     transitions = sum(1 for e in broker.events if e.event not in FILL_EVENTS)
     assert len(broker.events) == transitions + len(broker.executions)
@@ -213,7 +237,7 @@ def check_event_stream(broker: Broker) -> None:
             if ev.event == "fill":
                 assert new == "filled"
             elif ev.event == "partial_fill":
-                assert new in ("partially_filled", "pending_cancel")
+                assert new in ("partially_filled", "pending_cancel", "pending_replace")
             if new != status or ev.event not in FILL_EVENTS:
                 assert new in TRANSITIONS[status], f"illegal {status} -> {new} on {order_id}"
             status = new
@@ -221,6 +245,42 @@ def check_event_stream(broker: Broker) -> None:
         assert [e.execution_id for e in evs if e.event in FILL_EVENTS] == [
             e.execution_id for e in order.executions
         ]
+
+
+def check_replace_chains(broker: Broker) -> None:
+    """replaces/replaced_by link both ways; a replacement lives only once its original is
+    replaced; a chain that never named a qty fills no more than its first order's qty."""
+    for order in broker.orders.values():
+        if order.replaced_by is not None:
+            assert order.status == "replaced"
+            assert broker.orders[order.replaced_by].replaces == order.id
+        if order.status == "replaced":
+            assert order.replaced_by is not None
+            assert order.replaced_at is not None
+        if order.replaces is None:
+            continue
+        original = broker.orders[order.replaces]
+        assert original.status in ("pending_replace", "replaced", "filled")
+        if original.status == "replaced":
+            assert original.replaced_by == order.id
+        else:
+            # Held in accepted (or canceled by the client, or because the original filled).
+            assert not order.executions, "a replacement fills only once its original is replaced"
+            assert order.status in ("accepted", "pending_cancel", "canceled", "expired"), (
+                order.status,
+                original.status,
+            )
+            if original.status == "filled":
+                assert order.status in ("canceled", "expired")
+    for head in broker.orders.values():
+        if head.replaces is not None:
+            continue
+        chain = [head]
+        while chain[-1].replaced_by is not None:
+            chain.append(broker.orders[chain[-1].replaced_by])
+        if all(o.qty_defaulted for o in chain[1:]):
+            filled = sum((o.filled_qty for o in chain), Decimal(0))
+            assert filled <= head.qty, f"chain of {head.id} filled {filled} of {head.qty}"
 
 
 def check_positions_and_cash(broker: Broker) -> None:
@@ -268,6 +328,7 @@ def check_ledger(broker: Broker) -> None:
     for order in broker.orders.values():
         check_order_books(order)
     check_event_stream(broker)
+    check_replace_chains(broker)
     check_positions_and_cash(broker)
     for symbol, position in broker.positions.items():
         ref = reference_avg_entry(broker.executions, symbol)

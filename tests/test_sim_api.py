@@ -240,8 +240,10 @@ def test_unknown_paths_are_404_and_wrong_methods_405(sim: Sim) -> None:
         assert resp.body == b"404 page not found"
     resp = sim.handle("POST", "/v2/account")
     assert_alpaca_error(resp.status, resp.json(), 405)
-    resp = sim.handle("PATCH", "/v2/orders/abc", b"{}")
+    resp = sim.handle("PUT", "/v2/orders/abc", b"{}")
     assert resp.status == 405
+    resp = sim.handle("PATCH", "/v2/orders/no-such-order", b"{}")
+    assert_alpaca_error(resp.status, resp.json(), 404, 40410000)
     resp = sim.handle("GET", "/v2/orders/no-such-order")
     assert_alpaca_error(resp.status, resp.json(), 404, 40410000)
     resp = sim.handle("DELETE", "/v2/orders/no-such-order")
@@ -462,12 +464,16 @@ def test_sim_price_move_fills_a_resting_limit(sim: Sim) -> None:
 
 
 def test_sim_close_session_endpoint(sim: Sim) -> None:
-    """POST /_sim/close_session expires open day orders and says how many."""
+    """POST /_sim/close_session expires open day orders, puts GTC ones done_for_day and says
+    how many; POST /_sim/open_session resumes them."""
     o = populate(sim)
     resp = sim.handle("POST", "/_sim/close_session", b"")
-    assert resp.json() == {"expired": 1}
+    assert resp.json() == {"expired": 1, "done_for_day": 1}
     assert sim.handle("GET", f"/v2/orders/{o['open']['id']}").json()["status"] == "expired"
-    assert sim.handle("GET", f"/v2/orders/{o['msft']['id']}").json()["status"] == "new"
+    msft = f"/v2/orders/{o['msft']['id']}"
+    assert sim.handle("GET", msft).json()["status"] == "done_for_day"
+    assert sim.handle("POST", "/_sim/open_session", b"").json() == {"resumed": 1}
+    assert sim.handle("GET", msft).json()["status"] == "new"
     assert sim.handle("GET", "/_sim/nothing").status == 404
     assert sim.handle("DELETE", "/_sim/ledger").status == 404
     check_ledger(sim.broker)

@@ -372,8 +372,8 @@ def test_whole_run_without_client_order_ids_is_reproducible() -> None:
     assert once(3) != once(4)
 
 
-def test_day_orders_expire_at_close_session_and_gtc_survive() -> None:
-    """close_session expires every open day order; gtc orders stay open."""
+def test_day_orders_expire_at_close_session_and_gtc_go_done_for_day() -> None:
+    """close_session expires every open day order; routed gtc orders go done_for_day."""
     clock, b = broker()
     day = b.submit(order_request(type="limit", limit_price=Decimal(90)))
     gtc = b.submit(order_request(type="limit", limit_price=Decimal(90), time_in_force="gtc"))
@@ -383,11 +383,15 @@ def test_day_orders_expire_at_close_session_and_gtc_survive() -> None:
     assert day.status == "expired"
     assert day.expired_at is not None
     assert unrouted.status == "expired"
-    assert gtc.status == "new"
+    assert gtc.status == "done_for_day"
     assert events_of(b, day.id)[-1].event == "expired"
+    assert events_of(b, gtc.id)[-1].event == "done_for_day"
     run(clock, b)
     assert unrouted.status == "expired", "routing after expiry changes nothing"
     assert b.close_session() == 0
+    assert b.open_session() == 1
+    assert gtc.status == "new"
+    assert events_of(b, gtc.id)[-1].event == "new"
     check_ledger(b)
 
 

@@ -64,6 +64,21 @@ ORDER_LIKE = st.fixed_dictionaries(
     },
 )
 
+REPLACE_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "qty": field_value(["1", "2", "0.5", "0", "-1", "1e30", 3, "NaN"]),
+        "limit_price": field_value(["100", "99.99", "0.12345", "0", 101.5, "1e9"]),
+        "stop_price": field_value([None, "90"]),
+        "trail": field_value([None, "1"]),
+        "time_in_force": field_value(["day", "gtc", "ioc", "opg"]),
+        "client_order_id": field_value(["c-1", "r-1", "", "x" * 200, None]),
+    },
+)
+REPLACE_BODY = st.one_of(
+    REPLACE_LIKE.map(lambda v: json.dumps(v).encode()), st.just(b""), st.binary(max_size=16)
+)
+
 BODY = st.one_of(
     st.just(b""),
     st.binary(max_size=64),
@@ -187,9 +202,10 @@ def interesting_request(sim: Sim, data: st.DataObject) -> ApiRequest:
         return data.draw(REQUEST)
     order_id = data.draw(st.sampled_from(sorted(sim.broker.orders)))
     order = sim.broker.orders[order_id]
-    method = data.draw(st.sampled_from(["GET", "DELETE"]))
+    method = data.draw(st.sampled_from(["GET", "DELETE", "PATCH"]))
     if kind == 6:
-        return ApiRequest(method, f"/v2/orders/{order_id}", data.draw(QUERY), b"", AUTH)
+        body = data.draw(REPLACE_BODY) if method == "PATCH" else b""
+        return ApiRequest(method, f"/v2/orders/{order_id}", data.draw(QUERY), body, AUTH)
     if kind == 7:
         query = {"client_order_id": [order.client_order_id]}
         return ApiRequest("GET", "/v2/orders:by_client_order_id", query, b"", AUTH)

@@ -19,8 +19,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from fillguard.sim.core import BrokerConfig, OrderRequest, SimError, split_qty
-from fillguard.sim.orders import CANCELABLE, TERMINAL, SimPosition, vwap
+from fillguard.sim.core import BrokerConfig, OrderRequest, ReplaceRequest, SimError, split_qty
+from fillguard.sim.orders import CANCELABLE, REPLACEABLE, TERMINAL, SimPosition, vwap
 from fillguard.sim.prices import round_price
 from tests.sim_support import (
     Sim,
@@ -32,6 +32,7 @@ from tests.sim_support import (
 )
 
 SYMBOLS = ("AAPL", "MSFT", "XYZ")
+DUPLICATE_MESSAGES = ("client_order_id must be unique", "client order id must be unique")
 RATES = st.sampled_from([0.0, 0.0, 0.2, 0.5, 1.0])
 WHOLE = st.integers(1, 40).map(Decimal)
 FRACTIONAL = st.decimals(
@@ -66,6 +67,23 @@ class BrokerLedgerMachine(RuleBasedStateMachine):
         max_partials=st.integers(2, 6),
         volatility=st.sampled_from([0.0, 0.001, 0.01]),
         shorting=st.booleans(),
+        misbehaviour=st.fixed_dictionaries(
+            {
+                "done_for_day_rate": RATES,
+                "done_for_day_after_seconds": st.sampled_from([0.0, 0.2, 1.0]),
+                "done_for_day_seconds": st.sampled_from([0.1, 0.5, 2.0]),
+                "external_replace_rate": RATES,
+                "external_replace_after_seconds": st.sampled_from([0.0, 0.3]),
+                "half_update_rate": RATES,
+                "lookup_refused_rate": RATES,
+                "not_found_lag_rate": RATES,
+                "not_found_lag_seconds": st.sampled_from([0.5, 8.0]),
+                "duplicate_message_variant_rate": RATES,
+                "duplicate_refused_as_funds_rate": RATES,
+                "position_long_lag_rate": RATES,
+                "timestamp_style": st.sampled_from(["micro", "nanos", "offset", "mixed"]),
+            }
+        ),
     )
     def setup(
         self,
@@ -77,8 +95,9 @@ class BrokerLedgerMachine(RuleBasedStateMachine):
         max_partials: int,
         volatility: float,
         shorting: bool,
+        misbehaviour: dict[str, Any],
     ) -> None:
-        """A fresh broker with random order knobs."""
+        """A fresh broker with random order knobs, issue-7 knobs included."""
         config = BrokerConfig(
             price_volatility=volatility,
             allow_shorting=shorting,
@@ -93,8 +112,10 @@ class BrokerLedgerMachine(RuleBasedStateMachine):
                 "reject_rate": reject,
                 "missing_price_rate": missing,
                 "max_partial_fills": max_partials,
+                **misbehaviour,
             },
         )
+        self.terminal_at: dict[str, float] = {}
 
     def _request(
         self, symbol: str, side: str, kind: str, qty: Decimal, offset: int, tif: str
@@ -155,7 +176,8 @@ class BrokerLedgerMachine(RuleBasedStateMachine):
         resp = self.sim.handle("POST", "/v2/orders", body)
         assert resp.status in (200, 403, 422), resp.body
         if resp.status == 422:
-            assert resp.json() == {"code": 40010001, "message": "client_order_id must be unique"}
+            assert resp.json()["code"] == 40010001
+            assert resp.json()["message"] in DUPLICATE_MESSAGES
         if resp.status == 200:
             assert resp.json()["status"] == "accepted"
 
@@ -177,10 +199,97 @@ class BrokerLedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.sim.broker.orders))
     @rule(data=st.data())
     def cancel_via_api(self, data: st.DataObject) -> None:
-        """DELETE /v2/orders/{id} is 204 or 422 for a known order."""
+        """DELETE /v2/orders/{id} is 204 or 422 for a known order (404 while REST hides it)."""
         order_id = data.draw(st.sampled_from(sorted(self.sim.broker.orders)))
         resp = self.sim.handle("DELETE", f"/v2/orders/{order_id}")
-        assert resp.status in (204, 422)
+        assert resp.status in (204, 422) or (resp.status, resp.fault_name) == (
+            404,
+            "not_found_lag",
+        )
+
+    @precondition(lambda self: bool(self.sim.broker.orders))
+    @rule(
+        data=st.data(),
+        qty=st.one_of(st.none(), WHOLE, FRACTIONAL),
+        offset=st.one_of(st.none(), st.integers(-4, 4)),
+        tif=st.one_of(st.none(), st.sampled_from(["day", "gtc"])),
+        coid=st.one_of(st.none(), st.sampled_from(["c-1", "r-1", "r-2"])),
+    )
+    def replace(
+        self,
+        data: st.DataObject,
+        qty: Decimal | None,
+        offset: int | None,
+        tif: str | None,
+        coid: str | None,
+    ) -> None:
+        """Replace a random order at the broker: open and not pending gives the replacement,
+        anything else a 4xx, and nothing changes on a refusal."""
+        broker = self.sim.broker
+        order_id = data.draw(st.sampled_from(sorted(broker.orders)))
+        broker.advance()
+        order = broker.orders[order_id]
+        limit = None
+        if offset is not None and order.type == "limit":
+            limit = round_price(broker.price(order.symbol) * (1 + Decimal(offset) / 100))
+        before = (order.status, len(broker.orders))
+        refused: SimError | None = None
+        try:
+            new = broker.replace(
+                order_id,
+                ReplaceRequest(qty=qty, limit_price=limit, time_in_force=tif, client_order_id=coid),
+            )
+        except SimError as err:
+            refused = err
+        if refused is not None:
+            assert refused.status in (403, 422)
+            if order.status not in REPLACEABLE or order.awaiting_replace:
+                assert refused.status == 422
+            assert (order.status, len(broker.orders)) == before
+            return
+        assert before[0] in REPLACEABLE
+        assert order.status == "pending_replace"
+        assert (new.status, new.replaces) == ("accepted", order_id)
+
+    @precondition(lambda self: bool(self.sim.broker.orders))
+    @rule(
+        data=st.data(),
+        body=st.fixed_dictionaries(
+            {},
+            optional={
+                "qty": st.sampled_from(["1", "2.5", 3, "0", "x"]),
+                "limit_price": st.sampled_from(["99.5", "101", "0.5", "1.001", 100]),
+                "time_in_force": st.sampled_from(["day", "gtc", "ioc", "week"]),
+                "client_order_id": st.sampled_from(["c-1", "p-1", ""]),
+                "stop_price": st.just("90"),
+            },
+        ),
+    )
+    def replace_via_api(self, data: st.DataObject, body: dict[str, Any]) -> None:
+        """PATCH /v2/orders/{id}: 200 with the replacement, or Alpaca's 403/404/422."""
+        order_id = data.draw(st.sampled_from(sorted(self.sim.broker.orders)))
+        resp = self.sim.handle("PATCH", f"/v2/orders/{order_id}", body)
+        assert resp.status in (200, 403, 404, 422), resp.body
+        if resp.status == 200:
+            assert resp.json()["replaces"] == order_id
+            assert resp.json()["status"] == "accepted"
+        if resp.status == 404:
+            assert resp.fault_name == "not_found_lag"
+
+    @precondition(lambda self: bool(self.sim.broker.orders))
+    @rule(data=st.data())
+    def read_via_api(self, data: st.DataObject) -> None:
+        """GET /v2/orders/{id}: 200, or a read fault's 401/403/404."""
+        order_id = data.draw(st.sampled_from(sorted(self.sim.broker.orders)))
+        resp = self.sim.handle("GET", f"/v2/orders/{order_id}")
+        assert resp.status in (200, 401, 403, 404)
+        if resp.status != 200:
+            assert resp.fault_name in ("lookup_refused", "not_found_lag")
+
+    @rule()
+    def open_session(self) -> None:
+        """Start a day: done_for_day orders resume."""
+        self.sim.broker.open_session()
 
     @rule(symbol=st.sampled_from(SYMBOLS), pct=st.integers(-6, 6))
     def set_price(self, symbol: str, pct: int) -> None:
@@ -210,13 +319,18 @@ class BrokerLedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def terminal_orders_stay_terminal(self) -> None:
-        """A status seen terminal never changes, and no order fills beyond its qty."""
+        """A status seen terminal never changes, no order fills beyond its qty, and no fill
+        lands after a final cancel or replace."""
         for order in self.sim.broker.orders.values():
             before = self.last_status.get(order.id)
             if before in TERMINAL:
                 assert order.status == before
             assert order.filled_qty <= order.qty
             self.last_status[order.id] = order.status
+            if order.status in ("canceled", "replaced") and order.id not in self.terminal_at:
+                self.terminal_at[order.id] = order.versions[-1][0]
+            if order.id in self.terminal_at:
+                assert all(e.mono <= self.terminal_at[order.id] for e in order.executions)
 
     def teardown(self) -> None:
         """Run everything out and check once more, including the ledger JSON."""

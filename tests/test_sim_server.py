@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import random
 import time
 import uuid
@@ -431,3 +433,43 @@ def test_a_handler_bug_is_a_500_json_and_is_counted() -> None:
             "message": "internal server error: KeyError('boom')",
         }
         assert server.errors.count == 1
+
+
+# ---------------------------------------------------------------------- trickle over sockets
+
+
+def test_trickle_beats_a_per_read_timeout_and_stops_when_the_client_goes(
+    sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trickled answer sends its headers at once, then a byte every interval: a requests GET
+    with timeout=(1, 1) keeps getting bytes past 1 s in all; when the client closes, the
+    server's body task stops quietly (nothing logged, no error counted)."""
+    caplog.set_level(logging.WARNING)
+    stats = sim.api.trickles
+    before = dataclasses.replace(stats)
+    sim.set_faults({"trickle_rate": 1.0, "trickle_seconds_per_byte": 0.25})
+    headers = {"APCA-API-KEY-ID": sim.key_id, "APCA-API-SECRET-KEY": sim.secret_key}
+    started = time.monotonic()
+    response = requests.get(
+        sim.base_url + "/v2/account", headers=headers, timeout=(1, 1), stream=True
+    )
+    assert response.status_code == 200
+    assert time.monotonic() - started < 0.9, "status and headers come at once"
+    size = int(response.headers["content-length"])
+    got = b""
+    for chunk in response.iter_content(chunk_size=1):
+        got += chunk
+        if len(got) == 7:
+            break
+    assert got == b'{"id":"'
+    assert time.monotonic() - started > 1.5, "7 bytes took longer than the read timeout"
+    assert stats.active == before.active + 1
+    response.close()
+    wait_for(lambda: stats.active == before.active)
+    assert (stats.started, stats.abandoned) == (before.started + 1, before.abandoned + 1)
+    assert size > 100
+    sim.set_faults({"trickle_rate": 1.0, "trickle_seconds_per_byte": 0.0005})
+    whole = requests.get(sim.base_url + "/v2/clock", headers=headers, timeout=(1, 1))
+    assert whole.json()["is_open"] is True
+    wait_for(lambda: stats.finished == before.finished + 1)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

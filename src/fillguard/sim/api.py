@@ -12,22 +12,42 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
 from urllib.parse import unquote
 
 from fillguard.sim import wire
-from fillguard.sim.core import Broker, OrderRequest, SimError, asset_id_for
-from fillguard.sim.faults import profile_from
+from fillguard.sim.core import (
+    Broker,
+    DuplicateClientOrderIdError,
+    OrderRequest,
+    SimError,
+    asset_id_for,
+)
+from fillguard.sim.ground_truth import handle_ground_truth
+from fillguard.sim.messages import (
+    ApiRequest,
+    ApiResponse,
+    body_of,
+    client_order_id_of,
+    error_response,
+    json_response,
+    not_found_page,
+)
+from fillguard.sim.queries import page_activities, select_orders
+from fillguard.sim.validation import (
+    SYMBOL,
+    invalid,
+    parse_bool,
+    parse_decimal,
+    parse_order_request,
+    parse_replace_request,
+)
 
-__all__ = ["ApiRequest", "ApiResponse", "SimApi", "parse_order_request"]
+__all__ = ["ApiRequest", "ApiResponse", "SimApi", "TrickleStats", "parse_order_request"]
 
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
-_MAX_COID = 128
-_JSON = (("content-type", "application/json; charset=UTF-8"),)
 _5XX_BODIES: dict[int, tuple[bytes, str]] = {
     500: (b'{"code":50010000,"message":"internal server error occurred"}', "application/json"),
     502: (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
@@ -36,156 +56,31 @@ _5XX_BODIES: dict[int, tuple[bytes, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ApiRequest:
-    """One HTTP request: method, path, query (all values per name), raw body, lower-case headers."""
-
-    method: str
-    path: str
-    query: Mapping[str, list[str]] = field(default_factory=dict)
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def arg(self, name: str) -> str | None:
-        """The last value of query parameter ``name``."""
-        values = self.query.get(name)
-        return values[-1] if values else None
+# Which read fault names an answer when several shaped it (the first wins).
+_READ_FAULT_ORDER = ("lookup_refused", "not_found_lag", "stale_read", "half_update")
 
 
-@dataclass(frozen=True, slots=True)
-class ApiResponse:
-    """What to answer, after ``delay`` seconds; ``fault="reset"`` drops the connection instead."""
+@dataclass
+class TrickleStats:
+    """Trickled bodies the HTTP server is sending or has sent (for tests and the benchmark)."""
 
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    delay: float = 0.0
-    fault: Literal["reset"] | None = None
-    fault_name: str | None = None  # which knob fired, for logs and tests
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+    started: int = 0
+    active: int = 0
+    finished: int = 0  # the whole body went out
+    abandoned: int = 0  # the client went away first
 
 
-def _json(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> ApiResponse:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return ApiResponse(status, body, _JSON + headers)
+_ORDER_PATH = re.compile(r"/v2/orders/([^/]+)$")
 
 
-def _error(err: SimError) -> ApiResponse:
-    return _json(err.status, err.body())
-
-
-def _invalid(message: str, code: int = 40010001) -> SimError:
-    return SimError(422, code, message)
-
-
-def _decimal(value: Any, name: str) -> Decimal:
-    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
-        raise _invalid(f"invalid {name}")
-    try:
-        d = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise _invalid(f"invalid {name}") from None
-    if not d.is_finite():
-        raise _invalid(f"invalid {name}")
-    return d
-
-
-def parse_order_request(body: bytes) -> OrderRequest:
-    """Validate a POST /v2/orders body, raising 422 :class:`SimError` with Alpaca's messages."""
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
-        raise _invalid("request body format is invalid", 40010000) from None
-    if not isinstance(data, dict):
-        raise _invalid("request body format is invalid", 40010000)
-    symbol = data.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
-        raise _invalid("symbol is required")
-    symbol = symbol.upper()
-    if not _SYMBOL.fullmatch(symbol):
-        raise _invalid(f"could not find us_equity '{symbol}'")
-    side = data.get("side")
-    if side not in ("buy", "sell"):
-        raise _invalid(f"invalid side: {side!r}" if side is not None else "side is required")
-    order_type = data.get("type", data.get("order_type"))
-    if order_type not in ("market", "limit"):
-        if order_type in ("stop", "stop_limit", "trailing_stop"):
-            raise _invalid(f"order type {order_type} is not supported by the simulator")
-        raise _invalid(f"invalid order type: {order_type!r}" if order_type else "type is required")
-    tif = data.get("time_in_force")
-    if tif not in ("day", "gtc", "ioc", "fok"):
-        raise _invalid(f"invalid time_in_force: {tif!r}" if tif else "time_in_force is required")
-    order_class = data.get("order_class")
-    if order_class not in (None, "", "simple"):
-        raise _invalid(f"order_class {order_class} is not supported by the simulator")
-    if data.get("notional") is not None:
-        raise _invalid("notional orders are not supported by the simulator; use qty")
-    if data.get("qty") is None:
-        raise _invalid("qty or notional is required")
-    qty = _decimal(data.get("qty"), "qty")
-    if qty <= 0:
-        raise _invalid("qty must be > 0")
-    # Bound first: quantizing a huge qty (1e30) raises InvalidOperation, which was a 500.
-    if qty > Decimal(10**9) or qty != qty.quantize(Decimal("0.000000001")):
-        raise _invalid("qty must have at most 9 decimal places and be at most 1e9")
-    if qty != qty.to_integral_value() and tif != "day":
-        raise _invalid("fractional orders must be DAY orders")
-    limit_price: Decimal | None = None
-    if order_type == "limit":
-        if data.get("limit_price") is None:
-            raise _invalid("limit orders require a limit_price")
-        limit_price = _decimal(data["limit_price"], "limit_price")
-        if limit_price <= 0 or limit_price > Decimal(10**7):
-            raise _invalid("limit_price must be > 0")
-        quantum = Decimal("0.01") if limit_price >= 1 else Decimal("0.0001")
-        if limit_price != limit_price.quantize(quantum):
-            raise _invalid(
-                f"invalid limit_price {limit_price}. sub-penny increment does not fulfill minimum pricing criteria"
-            )
-    elif data.get("limit_price") is not None or data.get("stop_price") is not None:
-        raise _invalid("market orders require no stop or limit price")
-    coid = data.get("client_order_id")
-    if coid is not None and (not isinstance(coid, str) or not coid or len(coid) > _MAX_COID):
-        raise _invalid(f"client_order_id must be a string of 1 to {_MAX_COID} characters")
-    extended = data.get("extended_hours", False)
-    if not isinstance(extended, bool):
-        raise _invalid("extended_hours must be a boolean")
-    return OrderRequest(
-        symbol=symbol,
-        side=side,
-        type=order_type,
-        time_in_force=tif,
-        qty=qty,
-        limit_price=limit_price,
-        client_order_id=coid,
-        extended_hours=extended,
-    )
-
-
-def _parse_time(value: str, name: str) -> datetime:
-    text = value.strip().replace(" ", "+")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise _invalid(f"invalid {name}: {value}") from None
-    if parsed.tzinfo is None:
-        from datetime import UTC
-
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
-
-
-def _bool(value: str | None, name: str) -> bool | None:
-    if value is None:
-        return None
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise _invalid(f"invalid {name}: {value}")
+def _restyled(response: ApiResponse, style: str) -> ApiResponse:
+    """The response with every timestamp in its JSON body written in ``style``."""
+    if not dict(response.headers).get("content-type", "").startswith("application/json"):
+        return response
+    if not 200 <= response.status < 300:
+        return response  # error bodies carry no timestamps
+    payload = wire.restyle(json.loads(response.body), style)
+    return replace(response, body=json.dumps(payload, separators=(",", ":")).encode())
 
 
 class SimApi:
@@ -210,7 +105,10 @@ class SimApi:
         self._burst_left = 0
         self._stale_hit = False
         self._stale_used = False
+        self._duplicate_variant = False
+        self._duplicate_as_funds = False
         self.requests_total = 0
+        self.trickles = TrickleStats()
         # Built once: the route table is on every request's path.
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., ApiResponse]]] = [
             ("GET", re.compile(r"/v2/account"), self._account),
@@ -222,6 +120,7 @@ class SimApi:
             ("GET", re.compile(r"/v2/orders:by_client_order_id"), self._by_client_id),
             ("GET", re.compile(r"/v2/orders/([^/]+)"), self._get_order),
             ("DELETE", re.compile(r"/v2/orders/([^/]+)"), self._cancel),
+            ("PATCH", re.compile(r"/v2/orders/([^/]+)"), self._replace),
             ("GET", re.compile(r"/v2/positions"), self._positions),
             ("DELETE", re.compile(r"/v2/positions"), self._close_all),
             ("GET", re.compile(r"/v2/positions/([^/]+)"), self._position),
@@ -235,7 +134,7 @@ class SimApi:
         """Answer one request. Never raises for any input: a bug here is a 500 for the shell."""
         path = "/" + req.path.lstrip("/")
         if path.startswith("/_sim/") or path == "/_sim":
-            return self._ground_truth(req, path)
+            return handle_ground_truth(self, req, path)
         with self.broker.lock:
             self.requests_total += 1
             auth = self._authenticate(req)
@@ -259,8 +158,12 @@ class SimApi:
                     ("hang", faults.hang_rate),
                     ("stale_read", faults.stale_read_rate),
                     ("lost_submit", faults.lost_submit_rate),
+                    ("duplicate_message_variant", faults.duplicate_message_variant_rate),
+                    ("duplicate_refused_as_funds", faults.duplicate_refused_as_funds_rate),
+                    ("trickle", faults.trickle_rate),
                 )
             }
+            style = wire.pick_style(faults.timestamp_style, rng.stream("timestamp_style"))
             error_status = (
                 rng.stream("http_error_status").choice(sorted(_5XX_BODIES))
                 if hit["http_error"]
@@ -275,11 +178,11 @@ class SimApi:
             if limited is not None:
                 return limited
             if hit["reset"]:
-                self._record_unapplied_post(req, "fault:reset")
+                self._record_unapplied(req, "fault:reset")
                 return ApiResponse(0, delay=latency, fault="reset", fault_name="reset")
             if hit["http_error"]:
                 body, ctype = _5XX_BODIES[error_status]
-                self._record_unapplied_post(req, f"fault:{error_status}")
+                self._record_unapplied(req, f"fault:{error_status}")
                 return ApiResponse(
                     error_status,
                     body,
@@ -289,7 +192,7 @@ class SimApi:
                 )
             if hit["hang"]:
                 # No answer within any sane client timeout; nothing is applied.
-                self._record_unapplied_post(req, "fault:hang")
+                self._record_unapplied(req, "fault:hang")
                 return ApiResponse(
                     504,
                     _5XX_BODIES[504][0],
@@ -299,13 +202,27 @@ class SimApi:
                 )
             self._stale_hit = hit["stale_read"]
             self._stale_used = False
+            self._duplicate_variant = hit["duplicate_message_variant"]
+            self._duplicate_as_funds = hit["duplicate_refused_as_funds"]
+            read_faults = self.broker.read_faults
+            read_faults.clear()
             try:
                 response = self._route(req, path)
             finally:
                 self._stale_hit = False
-            if self._stale_used and response.fault_name is None:
-                response = replace(response, fault_name="stale_read")
+            if self._stale_used:
+                read_faults.add("stale_read")
+            if response.fault_name is None and read_faults:
+                name = next(n for n in _READ_FAULT_ORDER if n in read_faults)
+                response = replace(response, fault_name=name)
+            if style != "micro":
+                response = _restyled(response, style)
             response = self._maybe_lose_submit(req, path, response, lost_mode)
+            trickle = 0.0
+            if hit["trickle"] and response.fault_name != "lost_submit" and response.body:
+                trickle = faults.trickle_seconds_per_byte
+                if response.fault_name is None:
+                    response = replace(response, fault_name="trickle")
             return ApiResponse(
                 response.status,
                 response.body,
@@ -313,16 +230,22 @@ class SimApi:
                 delay=response.delay + latency,
                 fault=response.fault,
                 fault_name=response.fault_name,
+                trickle_seconds=trickle,
             )
+
+    def restart_rate_window(self) -> None:
+        """Start a fresh rate-limit window and end any 429 burst (after a reset)."""
+        self._window_count = 0
+        self._burst_left = 0
 
     # ------------------------------------------------------------------ cross-cutting
     def _authenticate(self, req: ApiRequest) -> ApiResponse | None:
         key = req.headers.get("apca-api-key-id")
         secret = req.headers.get("apca-api-secret-key")
         if not key or not secret or key != self.key_id:
-            return _json(401, {"code": 40110000, "message": "request is not authorized"})
+            return json_response(401, {"code": 40110000, "message": "request is not authorized"})
         if secret != self.secret_key:
-            return _json(
+            return json_response(
                 403, {"code": 40310000, "message": "forbidden: access key verification failed"}
             )
         return None
@@ -337,7 +260,7 @@ class SimApi:
                 self._burst_left -= 1
             else:
                 self._burst_left = faults.rate_limit_burst_length - 1
-            limited = _json(429, {"code": 42910000, "message": "rate limit exceeded"})
+            limited = json_response(429, {"code": 42910000, "message": "rate limit exceeded"})
             return (), replace(limited, fault_name="rate_limit_burst")
         if self.rate_limit is None:
             return (), None
@@ -358,14 +281,18 @@ class SimApi:
             ("x-ratelimit-reset", str(reset_epoch)),
         )
         if self._window_count > self.rate_limit:
-            return headers, _json(
+            return headers, json_response(
                 429, {"code": 42910000, "message": "rate limit exceeded"}, headers
             )
         return headers, None
 
-    def _record_unapplied_post(self, req: ApiRequest, outcome: str) -> None:
-        if req.method == "POST" and req.path.rstrip("/").endswith("/v2/orders"):
-            self.broker.record_post(_coid_of(req.body), _body_of(req.body), outcome)
+    def _record_unapplied(self, req: ApiRequest, outcome: str) -> None:
+        # Ground truth keeps every POST and PATCH received, applied or not.
+        path = req.path.rstrip("/")
+        if req.method == "POST" and path.endswith("/v2/orders"):
+            self.broker.record_post(client_order_id_of(req.body), body_of(req.body), outcome)
+        elif req.method == "PATCH" and (m := _ORDER_PATH.search(path)) is not None:
+            self.broker.record_patch(unquote(m.group(1)), body_of(req.body), outcome)
 
     def _maybe_lose_submit(
         self, req: ApiRequest, path: str, resp: ApiResponse, mode: str | None
@@ -376,7 +303,7 @@ class SimApi:
             return resp
         faults = self.broker.faults
         # The applied order's own client_order_id (minted when the body had none).
-        coid = _coid_of(resp.body)
+        coid = client_order_id_of(resp.body)
         posts = self.broker.posts.get(coid, []) if coid else []
         if posts:
             posts[-1]["outcome"] = f"applied, response lost ({mode})"
@@ -408,77 +335,86 @@ class SimApi:
             try:
                 return handler(req, *(unquote(g) for g in m.groups()))
             except SimError as err:
-                return _error(err)
+                return error_response(err)
         if matched_path:
-            return _json(405, {"code": 40510000, "message": "method not allowed"})
-        return ApiResponse(404, b"404 page not found", (("content-type", "text/plain"),))
+            return json_response(405, {"code": 40510000, "message": "method not allowed"})
+        return not_found_page()
 
     def _account(self, req: ApiRequest) -> ApiResponse:
-        return _json(200, self.broker.account_view())
+        return json_response(200, self.broker.account_view())
 
     def _clock(self, req: ApiRequest) -> ApiResponse:
-        return _json(200, wire.clock_json(self.broker.clock.now()))
+        return json_response(200, wire.clock_json(self.broker.clock.now()))
 
     def _asset(self, req: ApiRequest, symbol: str) -> ApiResponse:
-        if not _SYMBOL.fullmatch(symbol):
+        if not SYMBOL.fullmatch(symbol):
             raise SimError(404, 40410000, f"asset not found for {symbol}")
-        return _json(200, wire.asset_json(symbol, asset_id_for(symbol)))
+        return json_response(200, wire.asset_json(symbol, asset_id_for(symbol)))
 
     def _submit(self, req: ApiRequest) -> ApiResponse:
-        coid = _coid_of(req.body)
+        coid = client_order_id_of(req.body)
+        body = body_of(req.body)
         try:
             order_req = parse_order_request(req.body)
             order = self.broker.submit(order_req)
-        except SimError as err:
-            outcome = (
-                "duplicate"
-                if err.message == "client_order_id must be unique"
-                else f"refused:{err.status}"
-            )
-            self.broker.record_post(coid, _body_of(req.body), outcome)
+        except DuplicateClientOrderIdError as err:
+            if self._duplicate_as_funds and err.existing.is_open:
+                # Funds are checked before uniqueness, and the live order holds them.
+                refusal = self._funds_refusal(order_req)
+                self.broker.record_post(coid, body, f"refused:{refusal.status}")
+                raise refusal from None
+            self.broker.record_post(coid, body, "duplicate")
+            if self._duplicate_variant:
+                raise SimError(
+                    422,
+                    40010001,
+                    "client order id must be unique",
+                    fault="duplicate_message_variant",
+                ) from None
             raise
-        self.broker.record_post(order.client_order_id, _body_of(req.body), "accepted")
-        return _json(200, self.broker.order_view(order))
+        except SimError as err:
+            self.broker.record_post(coid, body, f"refused:{err.status}")
+            raise
+        self.broker.record_post(order.client_order_id, body, "accepted")
+        return json_response(200, self.broker.order_view(order))
+
+    def _funds_refusal(self, order_req: OrderRequest) -> SimError:
+        cost = self.broker.cost_basis(order_req)
+        # What is left is less than the cost: the duplicate's original holds the rest.
+        shown = min(self.broker.buying_power(), max(Decimal(0), cost - Decimal("0.01")))
+        return SimError(
+            403,
+            40310000,
+            "insufficient buying power",
+            fault="duplicate_refused_as_funds",
+            buying_power=wire.num(shown),
+            cost_basis=wire.num(cost),
+        )
+
+    def _replace(self, req: ApiRequest, order_id: str) -> ApiResponse:
+        body = body_of(req.body)
+        try:
+            self.broker.require_visible(order_id)
+            change = parse_replace_request(req.body)
+            new = self.broker.replace(order_id, change)
+        except DuplicateClientOrderIdError:
+            self.broker.record_patch(order_id, body, "duplicate")
+            raise
+        except SimError as err:
+            self.broker.record_patch(order_id, body, f"refused:{err.status}")
+            raise
+        self.broker.record_patch(order_id, body, "accepted", new_order_id=new.id)
+        return json_response(200, self.broker.order_view(new))
 
     def _list_orders(self, req: ApiRequest) -> ApiResponse:
-        status = req.arg("status") or "open"
-        if status not in ("open", "closed", "all"):
-            raise _invalid(f"invalid status: {status}")
-        limit_s = req.arg("limit") or "50"
-        try:
-            limit = int(limit_s)
-        except ValueError:
-            raise _invalid(f"invalid limit: {limit_s}") from None
-        if not 1 <= limit <= 500:
-            raise _invalid("limit must be between 1 and 500")
-        direction = (req.arg("direction") or "desc").lower()
-        if direction not in ("asc", "desc"):
-            raise _invalid(f"invalid direction: {direction}")
-        after = _parse_time(a, "after") if (a := req.arg("after")) else None
-        until = _parse_time(u, "until") if (u := req.arg("until")) else None
-        _bool(req.arg("nested"), "nested")
-        symbols = {s.strip().upper() for s in (req.arg("symbols") or "").split(",") if s.strip()}
-        side = req.arg("side")
-        orders = []
-        for order in self.broker.list_orders():
-            is_open = order.is_open
-            if (status == "open" and not is_open) or (status == "closed" and is_open):
-                continue
-            if symbols and order.symbol not in symbols:
-                continue
-            if side and order.side != side:
-                continue
-            if after and not order.created_at > after:
-                continue
-            if until and not order.created_at < until:
-                continue
-            orders.append(order)
-        orders.sort(key=lambda o: (o.created_at, o.created_mono), reverse=direction == "desc")
-        return _json(200, [self.broker.order_view(o) for o in orders[:limit]])
+        orders = select_orders(req, self.broker.list_orders())
+        return json_response(200, [self.broker.order_view(o) for o in orders])
 
     def _cancel_all(self, req: ApiRequest) -> ApiResponse:
         results = self.broker.cancel_all()
-        return _json(207, [{"id": oid, "status": code, "body": None} for oid, code in results])
+        return json_response(
+            207, [{"id": oid, "status": code, "body": None} for oid, code in results]
+        )
 
     def _stale(self) -> bool:
         # Drawn once per request in handle(); a read that uses it is marked stale_read.
@@ -489,30 +425,33 @@ class SimApi:
     def _by_client_id(self, req: ApiRequest) -> ApiResponse:
         coid = req.arg("client_order_id")
         if not coid:
-            raise _invalid("client_order_id is required")
-        return _json(200, self.broker.get_order_by_client_id(coid, stale=self._stale()))
+            raise invalid("client_order_id is required")
+        return json_response(200, self.broker.get_order_by_client_id(coid, stale=self._stale()))
 
     def _get_order(self, req: ApiRequest, order_id: str) -> ApiResponse:
-        _bool(req.arg("nested"), "nested")
-        return _json(200, self.broker.get_order(order_id, stale=self._stale()))
+        parse_bool(req.arg("nested"), "nested")
+        return json_response(200, self.broker.get_order(order_id, stale=self._stale()))
 
     def _cancel(self, req: ApiRequest, order_id: str) -> ApiResponse:
+        self.broker.require_visible(order_id)
         self.broker.cancel(order_id)
         return ApiResponse(204)
 
     def _positions(self, req: ApiRequest) -> ApiResponse:
-        return _json(
+        return json_response(
             200, [wire.position_json(p, price) for p, price in self.broker.position_rows()]
         )
 
     def _position(self, req: ApiRequest, symbol: str) -> ApiResponse:
         for position, price in self.broker.position_rows():
             if position.symbol == symbol.upper() or position.asset_id == symbol:
-                return _json(200, wire.position_json(position, price))
+                return json_response(200, wire.position_json(position, price))
         raise SimError(404, 40410000, "position does not exist")
 
     def _close_position(self, req: ApiRequest, symbol: str) -> ApiResponse:
-        return _json(200, self._close(symbol.upper(), req.arg("qty"), req.arg("percentage")))
+        return json_response(
+            200, self._close(symbol.upper(), req.arg("qty"), req.arg("percentage"))
+        )
 
     def _close(self, symbol: str, qty_s: str | None, pct_s: str | None) -> dict[str, Any]:
         position = self.broker.positions.get(symbol)
@@ -520,17 +459,17 @@ class SimApi:
             raise SimError(404, 40410000, "position does not exist")
         held = abs(position.qty)
         if qty_s is not None and pct_s is not None:
-            raise _invalid("only one of qty or percentage may be given")
+            raise invalid("only one of qty or percentage may be given")
         if qty_s is not None:
-            qty = _decimal(qty_s, "qty")
+            qty = parse_decimal(qty_s, "qty")
             # As on submit, at most 9 decimals: qty=1e-99999 made a 100 KB number in the
             # order's JSON (1e-999999999 a gigabyte).
             if 0 < qty <= held and qty != qty.quantize(Decimal("0.000000001")):
-                raise _invalid("qty must have at most 9 decimal places")
+                raise invalid("qty must have at most 9 decimal places")
         elif pct_s is not None:
-            pct = _decimal(pct_s, "percentage")
+            pct = parse_decimal(pct_s, "percentage")
             if not 0 < pct <= 100:
-                raise _invalid("percentage must be in (0, 100]")
+                raise invalid("percentage must be in (0, 100]")
             qty = (held * pct / 100).quantize(Decimal("0.000000001"))
         else:
             qty = held
@@ -553,7 +492,7 @@ class SimApi:
         return self.broker.order_view(order)
 
     def _close_all(self, req: ApiRequest) -> ApiResponse:
-        if _bool(req.arg("cancel_orders"), "cancel_orders"):
+        if parse_bool(req.arg("cancel_orders"), "cancel_orders"):
             self.broker.cancel_all()
         out = []
         for symbol in sorted(self.broker.positions):
@@ -563,83 +502,14 @@ class SimApi:
             except SimError as err:
                 if err.status != 404:
                     out.append({"symbol": symbol, "status": err.status, "body": err.body()})
-        return _json(207, out)
+        return json_response(207, out)
 
     def _fills(self, req: ApiRequest) -> ApiResponse:
-        rows = [wire.execution_json(e) for e in self.broker.executions]
-        direction = (req.arg("direction") or "desc").lower()
-        if direction == "desc":
-            rows.reverse()
-        size = req.arg("page_size")
-        if size is not None:
-            try:
-                rows = rows[: max(1, min(100, int(size)))]
-            except ValueError:
-                raise _invalid(f"invalid page_size: {size}") from None
-        return _json(200, rows)
+        rows = [wire.execution_json(e) for e in self.broker.fill_executions()]
+        return json_response(200, page_activities(req, rows))
 
     def _activities(self, req: ApiRequest) -> ApiResponse:
         types = (req.arg("activity_types") or "FILL").upper().split(",")
         if types != ["FILL"]:
-            return _json(200, [])
+            return json_response(200, [])
         return self._fills(req)
-
-    # ------------------------------------------------------------------ ground truth
-    def _ground_truth(self, req: ApiRequest, path: str) -> ApiResponse:
-        try:
-            return self._ground_truth_inner(req, path.rstrip("/"))
-        except SimError as err:
-            return _error(err)
-        except ValueError as err:
-            return _json(422, {"code": 40010001, "message": str(err)})
-
-    def _ground_truth_inner(self, req: ApiRequest, path: str) -> ApiResponse:
-        broker = self.broker
-        if path == "/_sim/ledger" and req.method == "GET":
-            return _json(200, broker.ledger())
-        if path == "/_sim/reset" and req.method == "POST":
-            body = _body_of(req.body)
-            faults = (
-                profile_from(body.get("faults"))
-                if isinstance(body, dict) and body.get("faults")
-                else None
-            )
-            broker.reset(faults)
-            self._window_count = 0
-            self._burst_left = 0
-            return _json(200, {"reset": True, "faults": broker.faults.to_dict()})
-        if path == "/_sim/faults":
-            if req.method == "GET":
-                return _json(200, broker.faults.to_dict())
-            if req.method in ("PUT", "POST"):
-                body = _body_of(req.body)
-                if not isinstance(body, dict | str):
-                    raise ValueError("send a profile name or an object of knobs")
-                broker.set_faults(profile_from(body))
-                return _json(200, broker.faults.to_dict())
-        if path == "/_sim/close_session" and req.method == "POST":
-            return _json(200, {"expired": broker.close_session()})
-        m = re.fullmatch(r"/_sim/prices/([^/]+)", path)
-        if m:
-            symbol = unquote(m.group(1)).upper()
-            if req.method in ("PUT", "POST"):
-                body = _body_of(req.body)
-                raw = body.get("price") if isinstance(body, dict) else body
-                broker.set_price(symbol, _decimal(raw, "price"))
-            return _json(200, {"symbol": symbol, "price": wire.num(broker.price(symbol))})
-        if path == "/_sim/events" and req.method == "GET":
-            return _json(200, [e.message() for e in broker.events])
-        return ApiResponse(404, b"404 page not found", (("content-type", "text/plain"),))
-
-
-def _body_of(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        return body.decode("utf-8", "replace")
-
-
-def _coid_of(body: bytes) -> str | None:
-    data = _body_of(body)
-    coid = data.get("client_order_id") if isinstance(data, dict) else None
-    return coid if isinstance(coid, str) else None

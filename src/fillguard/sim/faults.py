@@ -24,6 +24,7 @@ __all__ = [
 
 LostSubmitMode = Literal["504", "reset", "hang"]
 _LOST_MODES: tuple[LostSubmitMode, ...] = ("504", "reset", "hang")
+_TIMESTAMP_STYLES = ("micro", "nanos", "offset", "mixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,35 @@ class FaultProfile:
     max_partial_fills: int = 4
     reject_rate: float = 0.0  # routed, then rejected
     position_lag_seconds: float = 0.0  # GET /v2/positions shows positions this much late
+    # --- how brokers really misbehave (issue 7) ------------------------------------------
+    # Per order: for half_update_seconds after each execution, REST reads show a half-written
+    # record (variant per order: status_first, qty_first or price_last).
+    half_update_rate: float = 0.0
+    half_update_seconds: float = 0.3
+    # Per order: the first REST read of the order (by id or client_order_id) answers 403 or 401.
+    lookup_refused_rate: float = 0.0
+    # Per order: every REST read answers 404 until not_found_lag_seconds after acceptance.
+    not_found_lag_rate: float = 0.0
+    not_found_lag_seconds: float = 8.0
+    # Per POST: a duplicate client_order_id is refused as "client order id must be unique".
+    duplicate_message_variant_rate: float = 0.0
+    # Per POST: a duplicate of a still-open order is refused 403 "insufficient buying power".
+    duplicate_refused_as_funds_rate: float = 0.0
+    # Per execution: positions show it position_long_lag_seconds late (on top of the lag above).
+    position_long_lag_rate: float = 0.0
+    position_long_lag_seconds: float = 5.0
+    # Per request: the body goes one byte every trickle_seconds_per_byte.
+    trickle_rate: float = 0.0
+    trickle_seconds_per_byte: float = 0.5
+    # Per order: a routed GTC order goes done_for_day after a while, and resumes later.
+    done_for_day_rate: float = 0.0
+    done_for_day_after_seconds: float = 1.0
+    done_for_day_seconds: float = 2.0
+    # Per order: another client of the account replaces a resting limit order at the price.
+    external_replace_rate: float = 0.0
+    external_replace_after_seconds: float = 0.5
+    # How timestamps are written in REST bodies and stream events: micro, nanos, offset, mixed.
+    timestamp_style: str = "micro"
     # --- trade_updates stream, per event -----------------------------------------------
     stream_drop_rate: float = 0.0
     stream_duplicate_rate: float = 0.0
@@ -127,7 +157,7 @@ class FaultProfile:
         # Knobs arrive from JSON (PUT /_sim/faults): check types before comparing values.
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith(("_rate", "_seconds")) and (
+            if f.name.endswith(("_rate", "_seconds", "_seconds_per_byte")) and (
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
@@ -141,8 +171,15 @@ class FaultProfile:
             value = getattr(self, f.name)
             if f.name.endswith("_rate"):
                 _rate(f.name, value)
-            elif f.name.endswith("_seconds") and not (math.isfinite(value) and value >= 0):
+            elif f.name.endswith(("_seconds", "_seconds_per_byte")) and not (
+                math.isfinite(value) and value >= 0
+            ):
                 raise ValueError(f"{f.name} must be finite and >= 0, got {value}")
+        if self.timestamp_style not in _TIMESTAMP_STYLES:
+            raise ValueError(
+                f"timestamp_style must be one of {', '.join(_TIMESTAMP_STYLES)}, "
+                f"got {self.timestamp_style!r}"
+            )
         if self.rate_limit_burst_length < 1:
             raise ValueError("rate_limit_burst_length must be >= 1")
         if self.max_partial_fills < 2:
@@ -220,6 +257,9 @@ ROUGH = FaultProfile(
     partial_fill_rate=0.2,
     reject_rate=0.02,
     position_lag_seconds=0.1,
+    half_update_rate=0.05,
+    duplicate_message_variant_rate=0.5,
+    timestamp_style="nanos",
     stream_drop_rate=0.02,
     stream_duplicate_rate=0.02,
     stream_delay_rate=0.05,
@@ -246,6 +286,16 @@ HOSTILE = FaultProfile(
     partial_fill_rate=0.5,
     reject_rate=0.05,
     position_lag_seconds=0.4,
+    half_update_rate=0.3,
+    lookup_refused_rate=0.1,
+    not_found_lag_rate=0.05,
+    duplicate_message_variant_rate=0.5,
+    duplicate_refused_as_funds_rate=0.3,
+    position_long_lag_rate=0.05,
+    trickle_rate=0.003,
+    done_for_day_rate=0.1,
+    external_replace_rate=0.05,
+    timestamp_style="mixed",
     stream_drop_rate=0.15,
     stream_duplicate_rate=0.1,
     stream_delay_rate=0.2,

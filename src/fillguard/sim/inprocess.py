@@ -5,6 +5,12 @@ talks to the broker core with no sockets, on the broker's clock. With a ``FakeCl
 order lifecycle, including latency, hangs and read timeouts, runs in fake time: a latency
 advances the clock, and a hang longer than the request's read timeout advances the clock by the
 timeout and raises ``ReadTimeout``, exactly what a client would see over a socket.
+
+A trickled body (one byte every ``trickle_seconds``) takes ``len(body) * trickle_seconds``; a
+per-read timeout never fires on it, since a byte arrives within every read. A timeout object
+with a float ``total_seconds`` attribute (fillguard's transport passes a tuple carrying the
+request's total deadline) bounds the whole answer: when the delay plus the trickle would
+outlast it, the clock moves by ``total_seconds`` and ``ReadTimeout`` is raised.
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ def _read_timeout(timeout: Any) -> float | None:
     if isinstance(timeout, tuple):
         timeout = timeout[1]
     return float(timeout) if timeout is not None else None
+
+
+def _total_timeout(timeout: Any) -> float | None:
+    total = getattr(timeout, "total_seconds", None)
+    if isinstance(total, float | int) and not isinstance(total, bool):
+        return float(total)
+    return None  # e.g. a timedelta's total_seconds method: not a deadline
 
 
 class SimAdapter(BaseAdapter):
@@ -61,13 +74,21 @@ class SimAdapter(BaseAdapter):
         )
         answer = self.api.handle(api_request)
         clock = self.api.broker.clock
+        trickle = len(answer.body) * answer.trickle_seconds if answer.fault is None else 0.0
+        # Whichever ends the wait first: the per-read timeout (only a silence longer than it
+        # trips it, never a trickle) or the request's total deadline.
+        timeouts: list[tuple[float, str]] = []
         read_timeout = _read_timeout(timeout)
         if read_timeout is not None and answer.delay > read_timeout:
-            clock.sleep(read_timeout)
-            raise requests.exceptions.ReadTimeout(
-                f"simulated: no answer within {read_timeout} s", request=request
-            )
-        clock.sleep(answer.delay)
+            timeouts.append((read_timeout, f"no answer within {read_timeout} s"))
+        total = _total_timeout(timeout)
+        if total is not None and answer.delay + trickle > total:
+            timeouts.append((total, f"answer not complete within {total} s"))
+        if timeouts:
+            waited, why = min(timeouts)
+            clock.sleep(waited)
+            raise requests.exceptions.ReadTimeout(f"simulated: {why}", request=request)
+        clock.sleep(answer.delay + trickle)
         if answer.fault == "reset":
             raise requests.exceptions.ConnectionError(
                 ConnectionResetError(104, "Connection reset by peer (simulated)"), request=request

@@ -8,7 +8,9 @@ from decimal import Decimal
 
 __all__ = [
     "CANCELABLE",
+    "FILLABLE",
     "OPEN",
+    "REPLACEABLE",
     "TERMINAL",
     "TRANSITIONS",
     "Execution",
@@ -20,24 +22,62 @@ __all__ = [
 QTY_QUANTUM = Decimal("0.000000001")  # Alpaca allows 9 decimal places on fractional qty
 PRICE_QUANTUM = Decimal("0.000000001")
 
-OPEN = frozenset({"accepted", "pending_new", "new", "partially_filled", "pending_cancel"})
-CANCELABLE = frozenset({"accepted", "pending_new", "new", "partially_filled"})
-TERMINAL = frozenset({"filled", "canceled", "expired", "rejected"})
+OPEN = frozenset(
+    {
+        "accepted",
+        "pending_new",
+        "new",
+        "partially_filled",
+        "pending_cancel",
+        "done_for_day",
+        "pending_replace",
+    }
+)
+CANCELABLE = frozenset({"accepted", "pending_new", "new", "partially_filled", "done_for_day"})
+# Open orders a PATCH may replace (pending_* are refused, as on Alpaca).
+REPLACEABLE = frozenset({"accepted", "new", "partially_filled", "done_for_day"})
+# Where a fill may still land: cancel and replace are requests, and the race with a fill is real.
+FILLABLE = frozenset({"new", "partially_filled", "pending_cancel", "pending_replace"})
+TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 
-# Alpaca's order lifecycle as the simulator plays it. A fill may still land in pending_cancel:
-# cancel is a request, and the race with a fill is real.
+# Alpaca's order lifecycle as the simulator plays it. A fill may still land in pending_cancel and
+# pending_replace; done_for_day (a GTC order out of session) resumes to new or partially_filled.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "accepted": frozenset({"pending_new", "pending_cancel", "rejected", "expired"}),
-    "pending_new": frozenset({"new", "pending_cancel", "rejected", "expired"}),
-    "new": frozenset({"partially_filled", "filled", "pending_cancel", "expired", "canceled"}),
-    "partially_filled": frozenset(
-        {"partially_filled", "filled", "pending_cancel", "expired", "canceled"}
+    # accepted -> canceled: a replacement held in accepted whose original filled first.
+    "accepted": frozenset(
+        {"pending_new", "pending_cancel", "rejected", "expired", "pending_replace", "canceled"}
     ),
+    "pending_new": frozenset({"new", "pending_cancel", "rejected", "expired"}),
+    "new": frozenset(
+        {
+            "partially_filled",
+            "filled",
+            "pending_cancel",
+            "expired",
+            "canceled",
+            "done_for_day",
+            "pending_replace",
+        }
+    ),
+    "partially_filled": frozenset(
+        {
+            "partially_filled",
+            "filled",
+            "pending_cancel",
+            "expired",
+            "canceled",
+            "done_for_day",
+            "pending_replace",
+        }
+    ),
+    "done_for_day": frozenset({"new", "partially_filled", "pending_cancel", "pending_replace"}),
     "pending_cancel": frozenset({"partially_filled", "filled", "canceled"}),
+    "pending_replace": frozenset({"filled", "replaced"}),
     "filled": frozenset(),
     "canceled": frozenset(),
     "expired": frozenset(),
     "rejected": frozenset(),
+    "replaced": frozenset(),
 }
 
 
@@ -91,11 +131,31 @@ class SimOrder:
     expired_at: datetime | None = None
     failed_at: datetime | None = None
     filled_mono: float | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None  # set when the replace completes
+    replaces: str | None = None  # the order this one replaces
     executions: list[Execution] = field(default_factory=list)
     # Time (monotonic) until which a filled order still reads filled_avg_price null (fault).
     hide_price_until: float | None = None
     # For stale reads: (monotonic time, serialised order) after every change, newest last.
     versions: list[tuple[float, dict[str, object]]] = field(default_factory=list)
+    # --- lifecycle bookkeeping (not on the wire) -------------------------------------------
+    # Bumped whenever planned fills must not land any more (done_for_day, replaced).
+    fill_gen: int = 0
+    # Bumped at every done_for_day, so a scheduled resume of an earlier one does nothing.
+    session_gen: int = 0
+    # A replacement held in accepted until its original is replaced (holds no buying power).
+    awaiting_replace: bool = False
+    # The replacement being made of this order while it is pending_replace.
+    replacing_with: str | None = None
+    # The PATCH gave no qty: the replacement takes what is left when the replace completes.
+    qty_defaulted: bool = False
+    # --- per-order fault state ---------------------------------------------------------------
+    # Cached first draw of each per-order knob's keyed stream (see Broker.draw).
+    draws: dict[str, float] = field(default_factory=dict)
+    lookup_refused_done: bool = False
+    # (time of the last execution, the version before it): the half-update fault's window.
+    half_base: tuple[float, dict[str, object]] | None = None
 
     @property
     def filled_qty(self) -> Decimal:

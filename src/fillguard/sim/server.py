@@ -28,7 +28,7 @@ import requests
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -39,6 +39,7 @@ from fillguard.sim.core import Broker, BrokerConfig
 from fillguard.sim.faults import FaultProfile, profile_from
 from fillguard.sim.metrics import CONTENT_TYPE_LATEST, SimMetrics
 from fillguard.sim.stream import TRANSPORT_SCOPE_KEY, StreamHub, reset_connection
+from fillguard.sim.trickle import trickle_body
 
 __all__ = [
     "DEFAULT_KEY_ID",
@@ -155,6 +156,14 @@ def build_app(
                 reset_connection(transport)
                 await asyncio.sleep(0)  # let uvicorn see the connection lost: nothing is sent
             return Response(b"", status_code=500)
+        if answer.trickle_seconds > 0 and answer.body:
+            # Status and headers now, then the body byte by byte (the trickle fault).
+            headers = {**dict(answer.headers), "content-length": str(len(answer.body))}
+            return StreamingResponse(
+                trickle_body(answer.body, answer.trickle_seconds, api.trickles),
+                status_code=answer.status,
+                headers=headers,
+            )
         return Response(answer.body, status_code=answer.status, headers=dict(answer.headers))
 
     return Starlette(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from fillguard.sim.core import BrokerConfig
     from fillguard.sim.orders import Execution, SimOrder, SimPosition
 
 __all__ = [
+    "TIMESTAMP_STYLES",
     "account_json",
     "asset_json",
     "clock_json",
@@ -18,9 +21,36 @@ __all__ = [
     "execution_json",
     "num",
     "order_json",
+    "pick_style",
     "position_json",
+    "restyle",
     "ts",
+    "ts_styled",
 ]
+
+TimestampStyle = Literal["micro", "nanos", "offset", "mixed"]
+TIMESTAMP_STYLES: tuple[str, ...] = ("micro", "nanos", "offset", "mixed")
+_CONCRETE_STYLES = ("micro", "nanos", "offset")
+_NEW_YORK = ZoneInfo("America/New_York")
+# Keys whose values are timestamps, in every body the simulator writes (orders, events,
+# activities, clock, account).
+_TIMESTAMP_KEYS = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "submitted_at",
+        "filled_at",
+        "expired_at",
+        "expires_at",
+        "canceled_at",
+        "failed_at",
+        "replaced_at",
+        "timestamp",
+        "transaction_time",
+        "next_open",
+        "next_close",
+    }
+)
 
 
 def num(value: Decimal | int | None) -> str | None:
@@ -40,6 +70,62 @@ def ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _nanos_digits(dt: datetime) -> str:
+    # Three more digits, fixed by the instant: Alpaca writes nanoseconds, we keep microseconds,
+    # so a client that truncates (as alpaca-py does) reads back exactly our time.
+    return f"{(dt.microsecond * 7919 + dt.second * 104729) % 1000:03d}"
+
+
+def ts_styled(value: datetime | None, style: str) -> str | None:
+    """A timestamp in one concrete style: ``micro`` (6 digits, ``Z``), ``nanos`` (9, ``Z``) or
+    ``offset`` (9 digits with New York's UTC offset, as in ``-04:00``)."""
+    if value is None:
+        return None
+    if style == "micro":
+        return ts(value)
+    if style == "nanos":
+        utc = value.astimezone(UTC)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%f") + _nanos_digits(utc) + "Z"
+    if style == "offset":
+        local = value.astimezone(_NEW_YORK)
+        text = local.isoformat(timespec="microseconds")  # ...SS.ffffff-05:00
+        return text[:-6] + _nanos_digits(local) + text[-6:]
+    raise ValueError(f"unknown timestamp style {style!r}")
+
+
+def pick_style(style: str, rng: random.Random) -> str:
+    """The concrete style for one response or event: ``mixed`` draws one of the three."""
+    return rng.choice(_CONCRETE_STYLES) if style == "mixed" else style
+
+
+def _parse_micro(text: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def restyle(payload: Any, style: str) -> Any:
+    """A copy of ``payload`` with every timestamp value rewritten in ``style`` (concrete)."""
+    if style == "micro":
+        return payload
+    if isinstance(payload, list):
+        return [restyle(item, style) for item in payload]
+    if not isinstance(payload, dict):
+        return payload
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key in _TIMESTAMP_KEYS and isinstance(value, str):
+            parsed = _parse_micro(value)
+            out[key] = ts_styled(parsed, style) if parsed is not None else value
+        elif isinstance(value, dict | list):
+            out[key] = restyle(value, style)
+        else:
+            out[key] = value
+    return out
+
+
 def order_json(order: SimOrder, *, hide_price: bool = False) -> dict[str, Any]:
     """An order as GET /v2/orders/{id} returns it."""
     avg = order.filled_avg_price
@@ -54,9 +140,9 @@ def order_json(order: SimOrder, *, hide_price: bool = False) -> dict[str, Any]:
         "expires_at": None,
         "canceled_at": ts(order.canceled_at),
         "failed_at": ts(order.failed_at),
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": ts(order.replaced_at),
+        "replaced_by": order.replaced_by,
+        "replaces": order.replaces,
         "asset_id": order.asset_id,
         "symbol": order.symbol,
         "asset_class": "us_equity",

@@ -1,0 +1,65 @@
+"""Query parameters of the list endpoints: which orders GET /v2/orders answers, activity paging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fillguard.sim.messages import ApiRequest
+from fillguard.sim.orders import SimOrder
+from fillguard.sim.validation import invalid, parse_bool, parse_time
+
+__all__ = ["page_activities", "select_orders"]
+
+
+def select_orders(req: ApiRequest, orders: Iterable[SimOrder]) -> list[SimOrder]:
+    """The orders GET /v2/orders lists for ``req`` (status, limit, direction, after, until,
+    symbols, side; Alpaca's defaults: open, 50, desc); bad values are 422."""
+    status = req.arg("status") or "open"
+    if status not in ("open", "closed", "all"):
+        raise invalid(f"invalid status: {status}")
+    limit_s = req.arg("limit") or "50"
+    try:
+        limit = int(limit_s)
+    except ValueError:
+        raise invalid(f"invalid limit: {limit_s}") from None
+    if not 1 <= limit <= 500:
+        raise invalid("limit must be between 1 and 500")
+    direction = (req.arg("direction") or "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise invalid(f"invalid direction: {direction}")
+    after = parse_time(a, "after") if (a := req.arg("after")) else None
+    until = parse_time(u, "until") if (u := req.arg("until")) else None
+    parse_bool(req.arg("nested"), "nested")
+    symbols = {s.strip().upper() for s in (req.arg("symbols") or "").split(",") if s.strip()}
+    side = req.arg("side")
+    out = []
+    for order in orders:
+        is_open = order.is_open
+        if (status == "open" and not is_open) or (status == "closed" and is_open):
+            continue
+        if symbols and order.symbol not in symbols:
+            continue
+        if side and order.side != side:
+            continue
+        if after and not order.created_at > after:
+            continue
+        if until and not order.created_at < until:
+            continue
+        out.append(order)
+    out.sort(key=lambda o: (o.created_at, o.created_mono), reverse=direction == "desc")
+    return out[:limit]
+
+
+def page_activities(req: ApiRequest, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Activity rows (oldest first) in the requested direction (default desc) and page size."""
+    direction = (req.arg("direction") or "desc").lower()
+    if direction == "desc":
+        rows = rows[::-1]
+    size = req.arg("page_size")
+    if size is not None:
+        try:
+            rows = rows[: max(1, min(100, int(size)))]
+        except ValueError:
+            raise invalid(f"invalid page_size: {size}") from None
+    return rows
