@@ -14,7 +14,7 @@ def _fillguard_process_state() -> Iterator[None]:
     """Every test starts without another test's trackers, stream connections or budgets."""
     yield
     from fillguard import budget
-    from fillguard.tracker import shutdown_all
+    from fillguard.accounts import shutdown_all
 
     shutdown_all()
     with budget._registry_lock:

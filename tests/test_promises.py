@@ -583,7 +583,6 @@ def test_rule_13_client_order_ids_come_from_the_injected_factory() -> None:
     assert rig.orders_of("fixed-0")
 
 
-@pytest.mark.xfail(strict=True, reason="sim/core.py and sim/api.py are being split (branch sim7)")
 def test_rule_13_no_module_is_much_over_500_lines() -> None:
     from pathlib import Path
 

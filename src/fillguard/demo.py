@@ -298,7 +298,14 @@ def check_against_ledger(
         by_coid.setdefault(entry["order"]["client_order_id"], []).append(entry)
     report.duplicates = sum(len(v) - 1 for v in by_coid.values() if len(v) > 1)
     ours = {r.client_order_id for r, _ in results}
-    report.stray_orders = sum(1 for coid in by_coid if coid not in ours)
+    # A replacement of one of our orders (by another client of the account) is ours too.
+    chained = {
+        entry["order"]["client_order_id"]
+        for entry in ledger["orders"]
+        if entry["order"].get("replaces") in by_id
+        and by_id[entry["order"]["replaces"]]["order"]["client_order_id"] in ours
+    }
+    report.stray_orders = sum(1 for coid in by_coid if coid not in ours | chained)
     for result, detected in results:
         report.api_calls.append(result.api_calls)
         if result.fill is not None:

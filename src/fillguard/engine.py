@@ -22,14 +22,13 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
 import uuid
-import weakref
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from fillguard.accounts import account_budget, tracker_for
 from fillguard.broker import ENGINE_METHODS, BrokerClient
 from fillguard.clock import Clock, SystemClock
 from fillguard.config import FillDetectionConfig
@@ -43,11 +42,11 @@ from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.results import FillResult, FillStatus
 from fillguard.retry import ErrorRecoveryManager
 from fillguard.snapshot import OrderSnapshot, to_decimal
-from fillguard.tracker import OrderTracker, tracker_for
+from fillguard.tracker import OrderTracker
 from fillguard.transport import own_transport
 from fillguard.verify import MultiMethodVerifier
 
-__all__ = ["FillDetectionEngine", "account_budget", "stream_credentials", "validate_order_id"]
+__all__ = ["FillDetectionEngine", "stream_credentials", "validate_order_id"]
 
 _logger = logging.getLogger("fillguard.engine")
 
@@ -279,37 +278,3 @@ def stream_credentials(client: Any) -> tuple[str, str, str] | None:
     if not base_url.startswith(("http://", "https://")):
         return None
     return key, secret, base_url
-
-
-def account_budget(
-    client: Any, config: FillDetectionConfig, clock: Clock, observer: Observer
-) -> Any:
-    """The account's request budget in this process (None when the config has none)."""
-    if config.rate_limit_per_minute is None:
-        return None
-    key = getattr(client, "_api_key", None) or getattr(client, "_oauth_token", None)
-    base = getattr(client, "_base_url", None)
-    base_url = str(getattr(base, "value", base) or "")
-    if not key or not base_url:
-        return None
-    from fillguard.budget import RequestBudget, budget_for
-    from fillguard.budget_core import BudgetConfig
-
-    settings = BudgetConfig(limit=config.rate_limit_per_minute)
-    if isinstance(clock, SystemClock):
-        return budget_for(str(key), base_url, config=settings, clock=clock, observer=observer)
-    # A fake clock is a world of its own: one budget per account per clock.
-    with _fake_lock:
-        table = _fake_budgets.setdefault(clock, {})
-        budget = table.get((str(key), base_url))
-        if budget is None:
-            budget = table[(str(key), base_url)] = RequestBudget(
-                settings, clock=clock, observer=observer
-            )
-        return budget
-
-
-_fake_lock = threading.Lock()
-_fake_budgets: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = (
-    weakref.WeakKeyDictionary()
-)

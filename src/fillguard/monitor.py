@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -27,7 +26,14 @@ from fillguard.config import FillDetectionConfig
 from fillguard.gateway import CancelOutcome
 from fillguard.lifecycle import OrderView
 from fillguard.logs import log_event
-from fillguard.monitoring import Monitor, build_result
+from fillguard.monitor_actions import Action, Cancel, FetchPrice, Finish, Follow, Read
+from fillguard.monitoring import (
+    Monitor,
+    build_result,
+    log_final_check,
+    log_post_cancel,
+    note_transition,
+)
 from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.polling import poll_interval
 from fillguard.results import FillResult, FillStatus, FillVerification, Refusal
@@ -43,51 +49,6 @@ _RESEND = frozenset({"accepted", "pending_new", "new", "partially_filled", "done
 _MAX_CHAIN = 20
 
 Phase = Literal["watch", "partial_cancel", "final", "cancel_verify", "done"]
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    """Read the order now (by id, or in a sweep); ``grace_until``: until when a 404 is lag."""
-
-    order_id: str
-    reason: str
-    grace_until: float
-    deadline: float
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """Ask the broker to cancel the order (an answer proves nothing by itself)."""
-
-    order_id: str
-    deadline: float
-
-
-@dataclass(frozen=True, slots=True)
-class FetchPrice:
-    """Price the fill from the FILL activities (the order says filled, its price is null)."""
-
-    order_id: str
-    filled_qty: Decimal
-    deadline: float
-
-
-@dataclass(frozen=True, slots=True)
-class Follow:
-    """The order was replaced: watch ``new_id`` from now on."""
-
-    old_id: str
-    new_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """Monitoring is over."""
-
-    result: FillResult
-
-
-Action = Read | Cancel | FetchPrice | Follow | Finish
 
 
 class MonitorMachine:
@@ -421,31 +382,12 @@ class MonitorMachine:
 
     def _log_final(self, snap: OrderSnapshot | None, *, settled: bool) -> None:
         """The final check's verdict, once per deadline (also when no read could be made)."""
-        if self.final_logged:
-            return
-        self.final_logged = True
-        log_event(
-            self._logger,
-            logging.INFO,
-            "final_check",
-            order_id=self.order_id,
-            status=snap.status if snap else None,
-            filled=bool(snap is not None and snap.status == "filled" and snap.filled_avg_price),
-            settled=settled,
-        )
+        if not self.final_logged:
+            self.final_logged = True
+            log_final_check(self._logger, self.order_id, snap, settled=settled)
 
     def _log_post_cancel(self, snap: OrderSnapshot | None, *, settled: bool) -> None:
-        log_event(
-            self._logger,
-            logging.INFO,
-            "post_cancel_check",
-            order_id=self.order_id,
-            cancel=self.cancel.kind if self.cancel else None,
-            status=snap.status if snap else None,
-            filled_qty=snap.filled_qty if snap else None,
-            filled=bool(snap is not None and snap.status == "filled"),
-            settled=settled,
-        )
+        log_post_cancel(self._logger, self.order_id, self.cancel, snap, settled=settled)
 
     def _follow(self, snap: OrderSnapshot, now: float) -> list[Action]:
         new_id = snap.replaced_by
@@ -533,24 +475,7 @@ class MonitorMachine:
         return self.mon.final_deadline
 
     def _note_transition(self, snap: OrderSnapshot, now: float) -> None:
-        mon = self.mon
-        old = mon.last.status if mon.last is not None else None
-        log_event(
-            self._logger,
-            logging.INFO,
-            "status_transition",
-            order_id=mon.order_id,
-            old=old,
-            new=snap.status,
-            filled_qty=snap.filled_qty,
-            elapsed=round(now - mon.start, 6),
-            checks=mon.checks,
-        )
-        if mon.submitted_at is None and snap.submitted_at is not None:
-            mon.submitted_at = snap.submitted_at
-        if mon.client_order_id is None:
-            mon.client_order_id = snap.client_order_id
-        mon.last = snap
+        note_transition(self._logger, self.mon, snap, now)
 
     def _give_up(self) -> list[Action]:
         snap = self.view.snapshot if self.view is not None else None

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from fillguard.config import FillDetectionConfig
+from fillguard.gateway import CancelOutcome
 from fillguard.logs import log_event
 from fillguard.observer import Observer
 from fillguard.results import ChainLink, FillResult, FillStatus, FillVerification, Refusal
@@ -22,7 +23,14 @@ from fillguard.retry import RetryStats
 from fillguard.slippage import compute_slippage_pct, slippage_exceeded
 from fillguard.snapshot import OrderSnapshot
 
-__all__ = ["Monitor", "build_result", "link_of"]
+__all__ = [
+    "Monitor",
+    "build_result",
+    "link_of",
+    "log_final_check",
+    "log_post_cancel",
+    "note_transition",
+]
 
 _PRICE_QUANTUM = Decimal("0.000000001")
 
@@ -194,3 +202,61 @@ def build_result(
             chain=[link.order_id for link in result.chain] or None,
         )
     return result
+
+
+def note_transition(logger: logging.Logger, mon: Monitor, snap: OrderSnapshot, now: float) -> None:
+    """Log a change of the order's state and take ``snap`` as the latest known."""
+    old = mon.last.status if mon.last is not None else None
+    log_event(
+        logger,
+        logging.INFO,
+        "status_transition",
+        order_id=mon.order_id,
+        old=old,
+        new=snap.status,
+        filled_qty=snap.filled_qty,
+        elapsed=round(now - mon.start, 6),
+        checks=mon.checks,
+    )
+    if mon.submitted_at is None and snap.submitted_at is not None:
+        mon.submitted_at = snap.submitted_at
+    if mon.client_order_id is None:
+        mon.client_order_id = snap.client_order_id
+    mon.last = snap
+
+
+def log_final_check(
+    logger: logging.Logger, order_id: str, snap: OrderSnapshot | None, *, settled: bool
+) -> None:
+    """The final check's verdict at the deadline."""
+    log_event(
+        logger,
+        logging.INFO,
+        "final_check",
+        order_id=order_id,
+        status=snap.status if snap else None,
+        filled=bool(snap is not None and snap.status == "filled" and snap.filled_avg_price),
+        settled=settled,
+    )
+
+
+def log_post_cancel(
+    logger: logging.Logger,
+    order_id: str,
+    cancel: CancelOutcome | None,
+    snap: OrderSnapshot | None,
+    *,
+    settled: bool,
+) -> None:
+    """What reading after a cancel request established."""
+    log_event(
+        logger,
+        logging.INFO,
+        "post_cancel_check",
+        order_id=order_id,
+        cancel=cancel.kind if cancel else None,
+        status=snap.status if snap else None,
+        filled_qty=snap.filled_qty if snap else None,
+        filled=bool(snap is not None and snap.status == "filled"),
+        settled=settled,
+    )

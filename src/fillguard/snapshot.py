@@ -265,14 +265,19 @@ class OrderSnapshot:
     def is_half_updated(self) -> bool:
         """Whether the record's fields contradict each other, as when a broker writes them in steps.
 
-        ``filled`` with nothing (or less than the whole qty) filled; ``partially_filled`` with
-        nothing or everything filled; ``new`` with shares filled; shares filled without an
+        ``filled`` with nothing (or less than the whole qty) filled; any other status with the
+        whole qty filled; ``partially_filled`` with nothing filled; ``new`` with shares
+        filled; shares filled without an
         average price on an order that is not ``filled`` (a filled order's missing price is a
         known lag handled on its own). Such a read proves nothing; read again.
         """
         status, filled, qty = self.status, self.filled_qty, self.qty
         if status == FILLED_STATUS:
             return filled <= 0 or (qty is not None and qty > 0 and filled < qty)
+        if qty is not None and qty > 0 and filled >= qty:
+            # The whole quantity executed but the status is not "filled" yet (a pending
+            # cancel that a fill raced, written quantity first): its price may be the old one.
+            return True
         if status == "partially_filled" and (
             filled <= 0 or (qty is not None and qty > 0 and filled >= qty)
         ):

@@ -21,16 +21,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from fillguard.broker import BrokerClient
-from fillguard.clock import Clock, SystemClock
+from fillguard.clock import Clock
 from fillguard.driver import Driver
 from fillguard.errors import BrokerError, RefusedError
 from fillguard.gateway import OrderGateway
@@ -39,10 +37,11 @@ from fillguard.logs import log_context, log_event
 from fillguard.monitor import Action, Cancel, FetchPrice, Finish, Follow, MonitorMachine, Read
 from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.results import FillResult, Refusal
-from fillguard.retry import ErrorRecoveryManager, RetryStats
+from fillguard.retry import ErrorRecoveryManager
 from fillguard.snapshot import OrderSnapshot
+from fillguard.sweep import connect_stream, fetch_sweep, sweep_start
 
-__all__ = ["OrderTracker", "TrackerSettings", "shutdown_all", "tracker_for"]
+__all__ = ["OrderTracker", "TrackerSettings"]
 
 _logger = logging.getLogger("fillguard.tracker")
 _PAGE = 500
@@ -121,31 +120,7 @@ class OrderTracker:
         with self._stream_lock:
             if self.stream is not None or self._credentials is None:
                 return
-            from fillguard.stream import StreamState, shared_stream
-
-            stream = shared_stream(*self._credentials, observer=self.observer)
-
-            def on_event(event: Any) -> None:
-                self.on_stream_event(
-                    Observation(
-                        snapshot=event.order,
-                        source="stream",
-                        at=self.clock.monotonic(),
-                        event=event.event,
-                        execution_id=event.execution_id,
-                        execution_qty=event.qty,
-                        position_qty=event.position_qty,
-                        event_time=event.timestamp,
-                    )
-                )
-
-            def on_gap(gap: Any) -> None:
-                self.on_gap(gap.since_wall)
-
-            def on_state(status: Any) -> None:
-                self.on_stream_state(status.state is StreamState.LISTENING)
-
-            self._unsubscribe = stream.subscribe(on_event, on_gap=on_gap, on_state=on_state)
+            stream, self._unsubscribe = connect_stream(self, *self._credentials)
             self.stream = stream
             live = stream.listening
         if live:
@@ -449,16 +424,7 @@ class OrderTracker:
 
     # ------------------------------------------------------------------ loop: sweeps
     def _sweep_start(self, order_ids: Any) -> Any:
-        starts = []
-        for oid in order_ids:
-            view = self.views.get(oid)
-            submitted = view.snapshot.submitted_at if view is not None else None
-            if submitted is None:
-                return None
-            starts.append(submitted)
-        if not starts:
-            return None
-        return min(starts) - timedelta(seconds=self.settings.sweep_overlap_seconds)
+        return sweep_start(self.views, order_ids, self.settings.sweep_overlap_seconds)
 
     def _sweep_now(
         self,
@@ -480,27 +446,7 @@ class OrderTracker:
         recovery = self.recovery
 
         def call() -> list[OrderSnapshot]:
-            found: list[OrderSnapshot] = []
-            start = after
-            for _page in range(pages):
-                params = {
-                    "status": "all",
-                    "after": start.isoformat(),
-                    "direction": "asc",
-                    "limit": str(_PAGE),
-                }
-                fetch = functools.partial(sweeper.list_orders, params)
-                rows = (
-                    recovery.call(fetch, deadline=deadline, stats=RetryStats(), priority="sweep")
-                    if recovery is not None
-                    else fetch()
-                )
-                page = [OrderSnapshot.from_any(r) for r in rows] if isinstance(rows, list) else []
-                found.extend(page)
-                if len(page) < _PAGE or page[-1].submitted_at is None:
-                    break
-                start = page[-1].submitted_at
-            return found
+            return fetch_sweep(sweeper, recovery, after, pages=pages, deadline=deadline)
 
         def done(found: list[OrderSnapshot] | None, error: BaseException | None) -> None:
             self.observer.sweep(len(found or []))
@@ -601,47 +547,3 @@ class OrderTracker:
                 self._by_order.pop(oid, None)
                 if view is not None and view.snapshot.client_order_id:
                     self.by_client_id.pop(view.snapshot.client_order_id, None)
-
-
-# --------------------------------------------------------------------------- the registry
-_registry_lock = threading.Lock()
-_registry: dict[tuple[str, str], OrderTracker] = {}
-# A fake clock is a world of its own: its trackers die with it.
-_fake_registry: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], OrderTracker]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def shutdown_all() -> None:
-    """Release every tracker's stream and stop its loop (test isolation; idempotent)."""
-    with _registry_lock:
-        trackers = list(_registry.values())
-        for table in list(_fake_registry.values()):
-            trackers.extend(table.values())
-        _registry.clear()
-        _fake_registry.clear()
-    for tracker in trackers:
-        tracker.shutdown()
-
-
-def tracker_for(
-    client: Any,
-    *,
-    clock: Clock,
-    make: Callable[[], OrderTracker],
-) -> OrderTracker:
-    """The one tracker of ``client``'s account in this process (made with ``make`` if none)."""
-    key_id = getattr(client, "_api_key", None) or getattr(client, "_oauth_token", None) or ""
-    base_url = str(getattr(client, "_base_url", "") or "")
-    if not key_id or not base_url:
-        return make()  # not an SDK client (a test double): a tracker of its own
-    key = (str(key_id), base_url)
-    with _registry_lock:
-        if isinstance(clock, SystemClock):
-            table = _registry
-        else:
-            table = _fake_registry.setdefault(clock, {})
-        tracker = table.get(key)
-        if tracker is None:
-            tracker = table[key] = make()
-        return tracker
