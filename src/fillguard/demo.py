@@ -55,6 +55,8 @@ class DemoOptions:
     symbols: int = 6
     timeout_seconds: float = 4.0
     use_fill_detection_engine: bool = True
+    #: The simulator's rate limit per minute, and fillguard's request budget (None: both off).
+    rate_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,7 @@ def _demo_config(options: DemoOptions) -> OrderConfig:
             request_timeout_seconds=1.0,
             final_verification_seconds=4.0,
             not_found_grace_seconds=2.0,
+            rate_limit_per_minute=options.rate_limit,
         ),
         use_fill_detection_engine=options.use_fill_detection_engine,
         consistency_timeout_seconds=2.0,
@@ -186,7 +189,9 @@ def run_demo(
 
     report = DemoReport(options)
     started = time.monotonic()
-    with run_simulator(port=0, faults=options.faults, seed=options.seed, rate_limit=None) as sim:
+    with run_simulator(
+        port=0, faults=options.faults, seed=options.seed, rate_limit=options.rate_limit
+    ) as sim:
         report.base_url = sim.base_url
         client = sim.trading_client()
         config = _demo_config(options)

@@ -134,6 +134,8 @@ class SmartOrderExecutor:
         self.observer.fill_detection_engine_enabled(self._flag)
         self._lock = threading.Lock()
         self._unresolved: dict[str, UnresolvedTrade] = {}
+        # Trades resolved on the way (a later trade touched the symbol), not yet returned.
+        self._resolved_unreported: list[TradeResult] = []
 
     # ------------------------------------------------------------------ the flag
     @property
@@ -204,17 +206,26 @@ class SmartOrderExecutor:
 
         A trade found is booked and reported ``PLACED`` with its order's current state; one
         the broker has not known for ``unknown_horizon_seconds`` after its last attempt is
-        ``NOT_PLACED``. The others stay unresolved. Never raises.
+        ``NOT_PLACED``. The others stay unresolved. The answer also holds the trades resolved
+        since the last call on the way (when a later trade touched their symbol), so every
+        resolution is returned exactly once. Never raises.
         """
+        resolved = self._resolve(symbol)
+        with self._lock:
+            earlier, self._resolved_unreported = self._resolved_unreported, []
+        return earlier + resolved
+
+    def _resolve(self, symbol: str | None, deadline: float | None = None) -> list[TradeResult]:
         with self._lock:
             todo = [
                 t
                 for t in self._unresolved.values()
                 if symbol is None or t.intent.symbol == symbol.strip().upper()
             ]
-        deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds * max(
-            1, len(todo)
-        )
+        if deadline is None:
+            deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds * max(
+                1, len(todo)
+            )
         resolved: list[TradeResult] = []
         for trade in todo:
             try:
@@ -226,7 +237,8 @@ class SmartOrderExecutor:
                 continue
             self.positions.changed(trade.intent.symbol)
             with self._lock:
-                self._unresolved.pop(trade.intent.client_order_id, None)
+                if self._unresolved.pop(trade.intent.client_order_id, None) is None:
+                    continue  # another thread resolved it first and reports it
                 left = len(self._unresolved)
             self.observer.unresolved_trades(left)
             resolved.append(result)
@@ -261,8 +273,10 @@ class SmartOrderExecutor:
         )
         stats = RetryStats()
         touch_deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
-        if self.book.unbound(symbol):
-            self.resolve_unknown(symbol)
+        if any(t.intent.symbol == symbol for t in self.unresolved_trades()):
+            touched = self._resolve(symbol, touch_deadline)
+            with self._lock:
+                self._resolved_unreported.extend(touched)
         self.positions.reconcile(symbol, deadline=touch_deadline)
         with self.positions.symbol_lock(symbol):
             if self.config.consistency_check:
