@@ -135,6 +135,8 @@ def configs(
         "cancel_on_timeout": draw(st.booleans()),
         "partial_fill_policy": draw(st.sampled_from(["cancel_remainder", "wait"])),
         "slippage_threshold_pct": draw(st.sampled_from(["0", "0.02", "0.5", "5"])),
+        # The properties are about detection; the request budget has its own tests.
+        "rate_limit_per_minute": None,
     }
     values.update(fixed)
     return FillDetectionConfig(**values)

@@ -84,8 +84,11 @@ def test_submit_answer_lost_after_the_order_was_created(sim: SimServer, mode: st
 
 
 def test_positions_lagging_fills_are_rechecked(sim: SimServer) -> None:
+    """Without the stream's position_qty, REST positions that lag are re-checked."""
     sim.set_faults({"position_lag_seconds": 0.3})
-    executor = SmartOrderExecutor(sim.trading_client(), config(consistency_timeout_seconds=2.0))
+    executor = SmartOrderExecutor(
+        sim.trading_client(), config(consistency_timeout_seconds=2.0, use_stream=False)
+    )
     results = [
         executor.execute_trade("MSFT", "buy", 2),
         executor.execute_trade("MSFT", "sell", 2),  # flat: the position 404s
@@ -187,6 +190,17 @@ def test_rough_day_one_order_per_trade(sim: SimServer) -> None:
             check_against_ledger(sim, result)
         elif not (result.error or "").startswith("outcome unknown"):
             assert orders_of(sim, result.client_order_id) == []
+
+
+def test_the_stream_position_qty_spares_the_position_read(sim: SimServer) -> None:
+    """With the stream, the fill event's position_qty confirms the book: no REST read."""
+    executor = SmartOrderExecutor(sim.trading_client(), config())
+    executor.execute_trade("MSFT", "buy", 1)  # the first trade may precede the stream
+    result = executor.execute_trade("MSFT", "buy", 2)
+    assert result.consistency is not None
+    assert result.consistency.consistent
+    assert result.consistency.checks == 0
+    assert result.consistency.broker_qty == 3
 
 
 def test_threads_trading_one_symbol_keep_the_book_equal_to_the_broker(sim: SimServer) -> None:

@@ -121,6 +121,7 @@ class SmartOrderExecutor:
             self.clock,
             self.config,
             self.observer,
+            position_hint=self._position_hint,
         )
         self.resolver = Resolver(
             self.broker,
@@ -136,6 +137,10 @@ class SmartOrderExecutor:
         self._unresolved: dict[str, UnresolvedTrade] = {}
         # Trades resolved on the way (a later trade touched the symbol), not yet returned.
         self._resolved_unreported: list[TradeResult] = []
+
+    def _position_hint(self, symbol: str) -> Decimal | None:
+        known = self.engine.tracker.position_qty(symbol)
+        return None if known is None else known[1]
 
     # ------------------------------------------------------------------ the flag
     @property

@@ -245,7 +245,10 @@ class MonitorMachine:
         if outcome.kind == "accepted":
             self.mon.cancel_sent = True
         if self.cancels == 1:
-            self.next_read_at = now  # read until the broker says how it ended
+            # Read until the broker says how it ended; with a live stream its event should
+            # come first, so the read waits for it a while.
+            wait = self.stream_silence_seconds if self.stream_live else 0.0
+            self.next_read_at = now + wait
         return self.on_timer(now)
 
     def on_price(self, price: Decimal | None, now: float) -> list[Action]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -24,7 +25,7 @@ from fillguard.book import Book
 from fillguard.broker import BrokerClient
 from fillguard.clock import Clock
 from fillguard.config import OrderConfig
-from fillguard.consistency import ConsistencyResult, StateConsistencyValidator
+from fillguard.consistency import ConsistencyResult, StateConsistencyValidator, side_of
 from fillguard.errors import BrokerError
 from fillguard.logs import log_event
 from fillguard.observer import Observer
@@ -51,6 +52,7 @@ class PositionKeeper:
         observer: Observer,
         *,
         logger: logging.Logger | None = None,
+        position_hint: Callable[[str], Decimal | None] | None = None,
     ) -> None:
         self.broker = broker
         self.recovery = recovery
@@ -60,6 +62,9 @@ class PositionKeeper:
         self.config = config
         self.observer = observer
         self._logger = logger or _logger
+        #: The account's position after the newest execution event in a symbol (the stream's
+        #: ``position_qty``): when it equals the book, no REST read is needed.
+        self.position_hint = position_hint
         self._lock = threading.Lock()
         self._symbol_locks: dict[str, threading.Lock] = {}
         self._versions: dict[str, int] = {}
@@ -187,6 +192,9 @@ class PositionKeeper:
                 unresolved=len(self.book.unbound(symbol)),
             )
             return None
+        hint = self.position_hint(symbol) if self.position_hint is not None else None
+        if hint is not None and hint == expected:
+            return self._consistent_by_stream(symbol, expected, hint)
         last_fill = self.book.last_fill_monotonic(symbol)
         settled_after = (
             None if last_fill is None else last_fill + self.config.position_settle_seconds
@@ -206,6 +214,38 @@ class PositionKeeper:
             result = self._sync(symbol, result, version)
         self.observer.position_check(result.verdict or "unverified")
         self.observer.position_check_by_symbol(symbol, result.verdict or "unverified")
+        return result
+
+    def _consistent_by_stream(
+        self, symbol: str, expected: Decimal, hint: Decimal
+    ) -> ConsistencyResult:
+        """The broker's own word with the fill (its ``position_qty``) agrees: no read needed."""
+        result = ConsistencyResult(
+            consistent=True,
+            symbol=symbol,
+            expected_qty=expected,
+            broker_qty=hint,
+            expected_side=side_of(expected),
+            broker_side=side_of(hint),
+            discrepancy=None,
+            checks=0,
+            verdict="consistent",
+        )
+        log_event(
+            self._logger,
+            logging.INFO,
+            "consistency_check",
+            symbol=symbol,
+            consistent=True,
+            verdict="consistent",
+            expected_qty=expected,
+            broker_qty=hint,
+            discrepancy=None,
+            checks=0,
+            source="position_qty",
+        )
+        self.observer.position_check("consistent")
+        self.observer.position_check_by_symbol(symbol, "consistent")
         return result
 
     def _sync(self, symbol: str, result: ConsistencyResult, version: int) -> ConsistencyResult:
