@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from fillguard.clock import Clock
+from fillguard.results import FillResult
 
 __all__ = ["Book", "Booking", "signed"]
 
@@ -130,6 +131,39 @@ class Book:
             # A stale read may show an order open again: once closed, it stays closed.
             booking.open = booking.open and open_
             return max(gained, Decimal(0))
+
+    def book_fill(
+        self,
+        order_id: str,
+        fill: FillResult,
+        *,
+        symbol: str,
+        side: str,
+        client_order_id: str,
+    ) -> None:
+        """Book every order of a trade's chain (its result) under its own id, symbol, side.
+
+        ``symbol`` and ``side`` (the trade's) stand in where the broker's record lacks them.
+        """
+        links = fill.chain or ()
+        if not links:
+            self.book(
+                order_id,
+                symbol=(fill.symbol or symbol).upper(),
+                side=fill.side or side,
+                filled_qty=fill.filled_qty,
+                open_=fill.order_open,
+                client_order_id=client_order_id,
+            )
+        for i, link in enumerate(links):
+            self.book(
+                link.order_id,
+                symbol=(link.symbol or symbol).upper(),
+                side=link.side or side,
+                filled_qty=link.filled_qty,
+                open_=fill.order_open if i == len(links) - 1 else False,
+                counted_like=None if link.order_id == order_id else order_id,
+            )
 
     def _counted_for(self, coid: str | None, like: str | None, symbol: str) -> bool:
         if like is not None and like in self._orders:

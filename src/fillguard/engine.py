@@ -164,6 +164,26 @@ class FillDetectionEngine:
         log_event(self._logger, logging.INFO, "monitoring_finished", **result.to_log_dict())
         return result
 
+    def monitor_orders(
+        self, order_ids: list[str], *, timeout: float | None = None
+    ) -> list[FillResult]:
+        """Watch many orders at once (one driver, no thread each); results in the same order.
+
+        Raises only :class:`InvalidInputError` for a bad argument, before any request.
+        """
+        machines = [self._machine(oid, None, timeout, None, None) for oid in order_ids]
+        futures = [self.tracker.submit(m, self.gateway) for m in machines]
+        results: list[FillResult] = []
+        for machine, future in zip(machines, futures, strict=True):
+            try:
+                result = self.tracker.wait(future)
+            except Exception as exc:
+                self._logger.exception("monitoring failed inside fillguard")
+                result = self._unknown(machine, f"internal error: {type(exc).__name__}: {exc}")
+            log_event(self._logger, logging.INFO, "monitoring_finished", **result.to_log_dict())
+            results.append(result)
+        return results
+
     async def monitor_order_fill_async(
         self,
         order_id: str,

@@ -34,7 +34,7 @@ from fillguard.intent import IdFactory, OrderIntent, new_client_order_id, valida
 from fillguard.legacy import legacy_wait_for_fill
 from fillguard.logs import log_context, log_event
 from fillguard.observer import NULL_OBSERVER, Observer
-from fillguard.outcome import TradeOutcome, TradeResult
+from fillguard.outcome import TradeOutcome, TradeResult, log_trade_finished
 from fillguard.positions import PositionKeeper
 from fillguard.results import FillResult, FillStatus
 from fillguard.retry import RetryStats
@@ -60,6 +60,7 @@ class _Trade:
         self.last_post = start
         self.order_id: str | None = None
         self.posts = 0
+        self.stats = RetryStats()
 
 
 class SmartOrderExecutor:
@@ -186,7 +187,83 @@ class SmartOrderExecutor:
         ``NOT_PLACED``, ``REFUSED`` (``refusal`` says why) or ``UNKNOWN`` (kept and resolved
         later). Returns within ``config.max_trade_seconds``.
         """
-        intent = validate_intent(
+        intent = self._intent(
+            symbol,
+            side,
+            qty,
+            order_type,
+            limit_price,
+            time_in_force,
+            expected_price,
+            client_order_id,
+        )
+        with log_context(client_order_id=intent.client_order_id):
+            trade = _Trade(intent, self.clock.monotonic())
+            try:
+                return self._trade(trade)
+            except Exception as exc:  # the last guard: nothing raises once an order may exist
+                self._logger.exception("trade failed inside fillguard")
+                return self._after_internal_error(trade, exc)
+
+    async def execute_trade_async(
+        self,
+        symbol: str,
+        side: Any,
+        qty: Any,
+        *,
+        order_type: Any = "market",
+        limit_price: Any = None,
+        time_in_force: Any = "day",
+        expected_price: Any = None,
+        client_order_id: str | None = None,
+    ) -> TradeResult:
+        """:meth:`execute_trade` for asyncio bots, with the same guarantees.
+
+        The submission and the position check (a few short requests) run in a worker thread
+        (with the caller's context, so log records carry the trade);
+        while the order works, fill detection awaits the driver and holds no thread. Never
+        calls ``asyncio.run``; safe inside a running loop.
+        """
+        import asyncio
+
+        intent = self._intent(
+            symbol,
+            side,
+            qty,
+            order_type,
+            limit_price,
+            time_in_force,
+            expected_price,
+            client_order_id,
+        )
+        trade = _Trade(intent, self.clock.monotonic())
+        with log_context(client_order_id=intent.client_order_id):
+            try:
+                placed = await asyncio.to_thread(self._submit, trade)
+                if isinstance(placed, TradeResult):
+                    return placed
+                args = self._monitor_args(trade, placed)
+                if self.fill_detection_enabled:
+                    fill = await self.engine.monitor_order_fill_async(**args)
+                else:
+                    fill = await asyncio.to_thread(self._wait_for_fill, **args)
+                return await asyncio.to_thread(self._settle, trade, placed, fill)
+            except Exception as exc:  # the last guard, as in execute_trade
+                self._logger.exception("trade failed inside fillguard")
+                return self._after_internal_error(trade, exc)
+
+    def _intent(
+        self,
+        symbol: Any,
+        side: Any,
+        qty: Any,
+        order_type: Any,
+        limit_price: Any,
+        time_in_force: Any,
+        expected_price: Any,
+        client_order_id: Any,
+    ) -> OrderIntent:
+        return validate_intent(
             symbol,
             side,
             qty,
@@ -198,13 +275,6 @@ class SmartOrderExecutor:
             id_factory=self._id_factory,
             created_at=self.clock.now(),
         )
-        with log_context(client_order_id=intent.client_order_id):
-            trade = _Trade(intent, self.clock.monotonic())
-            try:
-                return self._trade(trade)
-            except Exception as exc:  # the last guard: nothing raises once an order may exist
-                self._logger.exception("trade failed inside fillguard")
-                return self._after_internal_error(trade, exc)
 
     def resolve_unknown(self, symbol: str | None = None) -> list[TradeResult]:
         """Look up every unresolved trade (in ``symbol``, or all); return those resolved.
@@ -267,6 +337,14 @@ class SmartOrderExecutor:
 
     # ------------------------------------------------------------------ one trade
     def _trade(self, trade: _Trade) -> TradeResult:
+        placed = self._submit(trade)
+        if isinstance(placed, TradeResult):
+            return placed
+        return self._settle(trade, placed, self._wait_for_fill(**self._monitor_args(trade, placed)))
+
+    def _submit(self, trade: _Trade) -> TradeResult | SubmitResult:
+        """Touch the symbol, take its baseline, submit: the trade's result if nothing was
+        placed, else the submission (its order is booked and watched next)."""
         intent = trade.intent
         symbol = intent.symbol
         log_event(
@@ -276,7 +354,7 @@ class SmartOrderExecutor:
             **intent.to_log_dict(),
             fill_detection="engine" if self.fill_detection_enabled else "legacy",
         )
-        stats = RetryStats()
+        stats = trade.stats
         touch_deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
         if any(t.intent.symbol == symbol for t in self.unresolved_trades()):
             touched = self._resolve(symbol, touch_deadline)
@@ -309,10 +387,9 @@ class SmartOrderExecutor:
         if submitted.outcome is not TradeOutcome.PLACED or submitted.order is None:
             return self._not_placed(trade, submitted.outcome, submitted.reason, submitted, stats)
         order = submitted.order
-        order_id = str(order.order_id)
-        trade.order_id = order_id
+        trade.order_id = str(order.order_id)
         self.book.book(
-            order_id,
+            trade.order_id,
             symbol=(order.symbol or symbol).upper(),
             side=order.side or intent.side,
             filled_qty=order.filled_qty,
@@ -320,19 +397,38 @@ class SmartOrderExecutor:
             client_order_id=intent.client_order_id,
         )
         self.positions.changed(symbol)
-        fill = self._wait_for_fill(
+        return submitted
+
+    @staticmethod
+    def _monitor_args(trade: _Trade, submitted: SubmitResult) -> dict[str, Any]:
+        order = submitted.order
+        assert order is not None
+        return {
+            "order_id": str(order.order_id),
+            "expected_price": trade.intent.expected_price,
+            "client_order_id": trade.intent.client_order_id,
+            "submitted_at": order.submitted_at,
+        }
+
+    def _settle(self, trade: _Trade, submitted: SubmitResult, fill: FillResult) -> TradeResult:
+        """Book the trade's orders, keep it if its state is unknown, check the position."""
+        intent = trade.intent
+        order_id = trade.order_id
+        assert order_id is not None
+        self.book.book_fill(
             order_id,
-            expected_price=intent.expected_price,
+            fill,
+            symbol=intent.symbol,
+            side=intent.side,
             client_order_id=intent.client_order_id,
-            submitted_at=order.submitted_at,
         )
-        self._book_fill(intent, order_id, fill)
+        self.positions.changed(intent.symbol)
         if fill.status is FillStatus.UNKNOWN:
             self._keep(trade, f"final state unknown: {fill.error}", order_id=fill.final_order_id)
         consistency = None
         if self.config.consistency_check and fill.filled_qty > 0:
             check_deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
-            consistency = self.positions.check(symbol, deadline=check_deadline)
+            consistency = self.positions.check(intent.symbol, deadline=check_deadline)
         result = TradeResult(
             intent.client_order_id,
             order_id,
@@ -340,11 +436,11 @@ class SmartOrderExecutor:
             consistency,
             fill.error if not fill.filled else None,
             submitted.posts,
-            stats.calls + fill.api_calls,
+            trade.stats.calls + fill.api_calls,
             outcome=TradeOutcome.PLACED,
             elapsed_seconds=self.clock.monotonic() - trade.start,
         )
-        self._log_finished(result)
+        log_trade_finished(self._logger, result)
         return result
 
     def _not_placed(
@@ -373,7 +469,7 @@ class SmartOrderExecutor:
             refusal=submitted.refusal,
             elapsed_seconds=self.clock.monotonic() - trade.start,
         )
-        self._log_finished(result)
+        log_trade_finished(self._logger, result)
         return result
 
     def _keep(self, trade: _Trade, reason: str, *, order_id: str | None = None) -> None:
@@ -398,29 +494,6 @@ class SmartOrderExecutor:
         )
         self.observer.unresolved_trades(count)
 
-    def _book_fill(self, intent: OrderIntent, order_id: str, fill: FillResult) -> None:
-        """Book every order of the trade's chain under its own id, symbol and side."""
-        links = fill.chain or ()
-        if not links:
-            self.book.book(
-                order_id,
-                symbol=(fill.symbol or intent.symbol).upper(),
-                side=fill.side or intent.side,
-                filled_qty=fill.filled_qty,
-                open_=fill.order_open,
-                client_order_id=intent.client_order_id,
-            )
-        for i, link in enumerate(links):
-            self.book.book(
-                link.order_id,
-                symbol=(link.symbol or intent.symbol).upper(),
-                side=link.side or intent.side,
-                filled_qty=link.filled_qty,
-                open_=fill.order_open if i == len(links) - 1 else False,
-                counted_like=None if link.order_id == order_id else order_id,
-            )
-        self.positions.changed(intent.symbol)
-
     def _after_internal_error(self, trade: _Trade, exc: Exception) -> TradeResult:
         intent = trade.intent
         reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -440,24 +513,6 @@ class SmartOrderExecutor:
             0,
             outcome=outcome,
             elapsed_seconds=self.clock.monotonic() - trade.start,
-        )
-
-    def _log_finished(self, result: TradeResult) -> None:
-        log_event(
-            self._logger,
-            logging.INFO if result.outcome is TradeOutcome.PLACED else logging.ERROR,
-            "trade_finished",
-            client_order_id=result.client_order_id,
-            order_id=result.order_id,
-            outcome=result.outcome,
-            status=result.status,
-            filled=result.filled,
-            filled_qty=result.filled_qty,
-            fill_price=result.fill_price,
-            consistent=result.consistency.consistent if result.consistency else None,
-            submit_attempts=result.submit_attempts,
-            api_calls=result.api_calls,
-            error=result.error,
         )
 
     # ------------------------------------------------------------------ fill detection

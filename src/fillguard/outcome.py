@@ -14,15 +14,17 @@ The outcome is a value, never a message to parse:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from fillguard.consistency import ConsistencyResult
+from fillguard.logs import log_event
 from fillguard.results import FillResult, FillStatus, Refusal
 
-__all__ = ["TradeOutcome", "TradeResult"]
+__all__ = ["TradeOutcome", "TradeResult", "log_trade_finished"]
 
 
 class TradeOutcome(StrEnum):
@@ -100,3 +102,23 @@ class TradeResult:
             "fill": None if self.fill is None else self.fill.to_log_dict(),
             "consistency": None if consistency is None else consistency.to_log_dict(),
         }
+
+
+def log_trade_finished(logger: logging.Logger, result: TradeResult) -> None:
+    """The ``trade_finished`` event (ERROR unless an order was placed)."""
+    log_event(
+        logger,
+        logging.INFO if result.outcome is TradeOutcome.PLACED else logging.ERROR,
+        "trade_finished",
+        client_order_id=result.client_order_id,
+        order_id=result.order_id,
+        outcome=result.outcome,
+        status=result.status,
+        filled=result.filled,
+        filled_qty=result.filled_qty,
+        fill_price=result.fill_price,
+        consistent=result.consistency.consistent if result.consistency else None,
+        submit_attempts=result.submit_attempts,
+        api_calls=result.api_calls,
+        error=result.error,
+    )
