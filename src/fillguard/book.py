@@ -18,7 +18,9 @@ from being quiet, and a position is compared only when its symbol is quiet.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from fillguard.clock import Clock
@@ -54,10 +56,21 @@ class _Reservation:
 class Book:
     """Expected positions per symbol, thread-safe."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        on_booked: Callable[[Booking], None] | None = None,
+        on_baseline: Callable[[str, Decimal, datetime], None] | None = None,
+    ) -> None:
+        """``on_booked`` gets a copy of each booking that grew; ``on_baseline`` each symbol's
+        counting start (baseline plus syncs) and when it was first taken (the journal)."""
         self._clock = clock
+        self._on_booked = on_booked
+        self._on_baseline = on_baseline
         self._lock = threading.Lock()
         self._baselines: dict[str, Decimal] = {}
+        self._baseline_at: dict[str, datetime] = {}
         self._adjustments: dict[str, Decimal] = {}
         self._orders: dict[str, Booking] = {}
         self._reserved: dict[str, _Reservation] = {}
@@ -78,7 +91,29 @@ class Book:
             if symbol in self._baselines or not self._quiet(symbol):
                 return False
             self._baselines[symbol] = qty
-            return True
+            at = self._baseline_at[symbol] = self._clock.now()
+        if self._on_baseline is not None:
+            self._on_baseline(symbol, qty, at)
+        return True
+
+    def baseline_at(self, symbol: str) -> datetime | None:
+        """When ``symbol``'s baseline was taken (wall clock), None without one."""
+        with self._lock:
+            return self._baseline_at.get(symbol)
+
+    def restore(
+        self, baselines: dict[str, tuple[Decimal, datetime]], bookings: Iterable[Booking]
+    ) -> None:
+        """Start from a journal's record: baselines (syncs included) and bookings.
+
+        Nothing is reported to the sinks: it is already recorded.
+        """
+        with self._lock:
+            for symbol, (qty, at) in baselines.items():
+                self._baselines[symbol] = qty
+                self._baseline_at[symbol] = at
+            for booking in bookings:
+                self._orders[booking.order_id] = replace(booking)
 
     # ------------------------------------------------------------------ orders
     def reserve(self, client_order_id: str, symbol: str) -> bool:
@@ -117,6 +152,9 @@ class Book:
             booking = self._orders.get(order_id)
             if booking is None:
                 counted = self._counted_for(client_order_id, counted_like, symbol)
+                if client_order_id is None and counted_like in self._orders:
+                    # A replacement belongs to the trade of the order it replaced.
+                    client_order_id = self._orders[counted_like].client_order_id
                 booking = Booking(
                     order_id, symbol, side, Decimal(0), counted, True, client_order_id
                 )
@@ -125,12 +163,15 @@ class Book:
                 # Bound to its order: the booking now carries whether it counts.
                 self._reserved.pop(client_order_id, None)
             gained = filled_qty - booking.filled_qty
+            grown = replace(booking, filled_qty=filled_qty) if gained > 0 else None
             if gained > 0:
                 booking.filled_qty = filled_qty
                 self._last_fill[booking.symbol] = self._clock.monotonic()
             # A stale read may show an order open again: once closed, it stays closed.
             booking.open = booking.open and open_
-            return max(gained, Decimal(0))
+        if grown is not None and self._on_booked is not None:
+            self._on_booked(grown)
+        return max(gained, Decimal(0))
 
     def book_fill(
         self,
@@ -178,6 +219,11 @@ class Book:
             found = self._orders.get(order_id)
             return None if found is None else replace(found)
 
+    def order_ids(self) -> list[str]:
+        """Every order id booked, in the order first booked."""
+        with self._lock:
+            return list(self._orders)
+
     def open_orders(self, symbol: str | None = None) -> list[Booking]:
         """Copies of the orders that may still fill (in ``symbol``, or all)."""
         with self._lock:
@@ -216,10 +262,17 @@ class Book:
             expected = self._expected(symbol)
             if expected is None:
                 self._baselines[symbol] = broker_qty
-                return Decimal(0)
-            delta = broker_qty - expected
-            self._adjustments[symbol] = self._adjustments.get(symbol, Decimal(0)) + delta
-            return delta
+                at = self._baseline_at[symbol] = self._clock.now()
+                delta = Decimal(0)
+            else:
+                delta = broker_qty - expected
+                self._adjustments[symbol] = self._adjustments.get(symbol, Decimal(0)) + delta
+                at = self._baseline_at[symbol]
+            start = self._baselines[symbol] + self._adjustments.get(symbol, Decimal(0))
+        if self._on_baseline is not None:
+            # Recorded as the symbol's counting start: a rebuilt book needs no adjustments.
+            self._on_baseline(symbol, start, at)
+        return delta
 
     def last_fill_monotonic(self, symbol: str) -> float | None:
         """When a fill in ``symbol`` was last booked (``clock.monotonic()``)."""

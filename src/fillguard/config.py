@@ -8,6 +8,7 @@ caught before any request is sent. Every violation raises
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -178,6 +179,9 @@ class OrderConfig:
         unknown_horizon_seconds: after the last attempt that may have applied, how long the
             broker must keep answering 404 before an unresolved trade is taken as not placed.
         legacy_poll_interval: the legacy loop's fixed interval.
+        journal_path: the write-ahead journal's file (SQLite); None: no journal. With one,
+            each trade's intent is durable before its first POST, and an executor that opens
+            a journal holding unfinished trades recovers them first.
     """
 
     fill_detection: FillDetectionConfig = field(default_factory=FillDetectionConfig)
@@ -193,6 +197,7 @@ class OrderConfig:
     lookup_spacing_seconds: float = 0.5
     unknown_horizon_seconds: float = 60.0
     legacy_poll_interval: float = 1.0
+    journal_path: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         """Validate every field; raise :class:`InvalidInputError` on the first bad one."""
@@ -218,6 +223,9 @@ class OrderConfig:
         for name in ("use_fill_detection_engine", "consistency_check"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidInputError(name, f"must be a bool, got {getattr(self, name)!r}")
+        path = self.journal_path
+        if path is not None and (not isinstance(path, str | os.PathLike) or not str(path).strip()):
+            raise InvalidInputError("journal_path", f"must be a file path or None, got {path!r}")
 
     @property
     def max_trade_seconds(self) -> float:

@@ -31,15 +31,23 @@ from fillguard.config import OrderConfig
 from fillguard.consistency import ConsistencyResult, StateConsistencyValidator
 from fillguard.engine import FillDetectionEngine
 from fillguard.intent import IdFactory, OrderIntent, new_client_order_id, validate_intent
+from fillguard.journal import Journal
+from fillguard.journaling import Checkpoint, TradeJournal, open_journal
 from fillguard.legacy import legacy_wait_for_fill
-from fillguard.logs import log_context, log_event
+from fillguard.logs import log_context
 from fillguard.observer import NULL_OBSERVER, Observer
-from fillguard.outcome import TradeOutcome, TradeResult, log_trade_finished
+from fillguard.outcome import TradeOutcome, TradeResult
 from fillguard.positions import PositionKeeper
-from fillguard.results import FillResult, FillStatus
-from fillguard.retry import RetryStats
-from fillguard.submission import Submission, SubmitResult
-from fillguard.submitter import run_submission
+from fillguard.recovery import RecoveryReport, recover, restore_book
+from fillguard.results import FillResult
+from fillguard.trade_steps import (
+    Trade,
+    after_internal_error,
+    monitor_args,
+    run_trade,
+    settle,
+    submit,
+)
 from fillguard.unresolved import Resolver, UnresolvedTrade
 
 __all__ = ["ENV_FLAG", "OrderConfig", "SmartOrderExecutor", "TradeOutcome", "TradeResult"]
@@ -48,19 +56,6 @@ _logger = logging.getLogger("fillguard.executor")
 
 #: Set to ``legacy`` to roll back to the legacy fill loop.
 ENV_FLAG = "FILLGUARD_FILL_DETECTION"
-
-
-class _Trade:
-    """What one ``execute_trade`` call has done so far (for the last-resort guard)."""
-
-    def __init__(self, intent: OrderIntent, start: float) -> None:
-        self.intent = intent
-        self.start = start
-        self.posted = False
-        self.last_post = start
-        self.order_id: str | None = None
-        self.posts = 0
-        self.stats = RetryStats()
 
 
 class SmartOrderExecutor:
@@ -75,6 +70,12 @@ class SmartOrderExecutor:
         clock: time source (a ``FakeClock`` in tests).
         id_factory: makes ``client_order_id`` values (default: random UUIDs).
         observer: receives reports for metrics (default: none).
+        journal: a journal to write (default: one at ``config.journal_path``, if set).
+        checkpoint: a test hook called at each :data:`~fillguard.journaling.CHECKPOINTS` name.
+        auto_recover: run :meth:`recover` when the journal holds unfinished trades.
+
+    Raises:
+        JournalError: the journal cannot be opened (corrupt, newer, another account, locked).
     """
 
     def __init__(
@@ -86,6 +87,9 @@ class SmartOrderExecutor:
         logger: logging.Logger | None = None,
         id_factory: IdFactory | None = None,
         observer: Observer | None = None,
+        journal: Journal | None = None,
+        checkpoint: Checkpoint | None = None,
+        auto_recover: bool = True,
     ) -> None:
         self.client = alpaca_client
         self.config = config or OrderConfig()
@@ -113,7 +117,14 @@ class SmartOrderExecutor:
             max_delay=self.config.consistency_max_delay,
             recovery=self.recovery,
         )
-        self.book = Book(self.clock)
+        self._own_journal = journal is None and self.config.journal_path is not None
+        journal = open_journal(alpaca_client, self.config.journal_path, journal, self.clock)
+        self.trade_journal = TradeJournal(journal, self.clock, checkpoint=checkpoint)
+        self.book = Book(
+            self.clock,
+            on_booked=self.trade_journal.booked,
+            on_baseline=self.trade_journal.baseline,
+        )
         self.positions = PositionKeeper(
             self.broker,
             self.recovery,
@@ -138,6 +149,34 @@ class SmartOrderExecutor:
         self._unresolved: dict[str, UnresolvedTrade] = {}
         # Trades resolved on the way (a later trade touched the symbol), not yet returned.
         self._resolved_unreported: list[TradeResult] = []
+        #: What the automatic recovery at open found (None: there was nothing to recover).
+        self.last_recovery: RecoveryReport | None = None
+        if journal is not None:
+            restore_book(journal, self.book)
+            if auto_recover and journal.unfinished():
+                self.last_recovery = self.recover()
+
+    # ------------------------------------------------------------------ the journal
+    @property
+    def journal(self) -> Journal | None:
+        """The journal this executor writes, if any."""
+        return self.trade_journal.journal
+
+    def recover(self, *, resubmit: bool = False) -> RecoveryReport:
+        """Finish, resume or keep every unfinished trade in the journal (see
+        :mod:`fillguard.recovery`); ``resubmit`` sends never-sent trades under their own id."""
+        return recover(self, resubmit=resubmit)
+
+    def close(self) -> None:
+        """Close the journal this executor opened (idempotent)."""
+        if self._own_journal and self.journal is not None:
+            self.journal.close()
+
+    def __enter__(self) -> SmartOrderExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _position_hint(self, symbol: str) -> Decimal | None:
         known = self.engine.tracker.position_qty(symbol)
@@ -198,12 +237,12 @@ class SmartOrderExecutor:
             client_order_id,
         )
         with log_context(client_order_id=intent.client_order_id):
-            trade = _Trade(intent, self.clock.monotonic())
+            trade = Trade(intent, self.clock.monotonic())
             try:
-                return self._trade(trade)
+                return run_trade(self, trade)
             except Exception as exc:  # the last guard: nothing raises once an order may exist
                 self._logger.exception("trade failed inside fillguard")
-                return self._after_internal_error(trade, exc)
+                return after_internal_error(self, trade, exc)
 
     async def execute_trade_async(
         self,
@@ -236,21 +275,22 @@ class SmartOrderExecutor:
             expected_price,
             client_order_id,
         )
-        trade = _Trade(intent, self.clock.monotonic())
+        trade = Trade(intent, self.clock.monotonic())
         with log_context(client_order_id=intent.client_order_id):
             try:
-                placed = await asyncio.to_thread(self._submit, trade)
+                placed = await asyncio.to_thread(submit, self, trade)
                 if isinstance(placed, TradeResult):
                     return placed
-                args = self._monitor_args(trade, placed)
+                args = monitor_args(trade, placed)
+                self.trade_journal.checkpoint("monitoring")
                 if self.fill_detection_enabled:
                     fill = await self.engine.monitor_order_fill_async(**args)
                 else:
                     fill = await asyncio.to_thread(self._wait_for_fill, **args)
-                return await asyncio.to_thread(self._settle, trade, placed, fill)
+                return await asyncio.to_thread(settle, self, trade, placed, fill)
             except Exception as exc:  # the last guard, as in execute_trade
                 self._logger.exception("trade failed inside fillguard")
-                return self._after_internal_error(trade, exc)
+                return after_internal_error(self, trade, exc)
 
     def _intent(
         self,
@@ -316,6 +356,7 @@ class SmartOrderExecutor:
                     continue  # another thread resolved it first and reports it
                 left = len(self._unresolved)
             self.observer.unresolved_trades(left)
+            self.trade_journal.final(result)
             resolved.append(result)
         return resolved
 
@@ -335,185 +376,12 @@ class SmartOrderExecutor:
         deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
         return self.positions.check(symbol, deadline=deadline)
 
-    # ------------------------------------------------------------------ one trade
-    def _trade(self, trade: _Trade) -> TradeResult:
-        placed = self._submit(trade)
-        if isinstance(placed, TradeResult):
-            return placed
-        return self._settle(trade, placed, self._wait_for_fill(**self._monitor_args(trade, placed)))
-
-    def _submit(self, trade: _Trade) -> TradeResult | SubmitResult:
-        """Touch the symbol, take its baseline, submit: the trade's result if nothing was
-        placed, else the submission (its order is booked and watched next)."""
-        intent = trade.intent
-        symbol = intent.symbol
-        log_event(
-            self._logger,
-            logging.INFO,
-            "trade_started",
-            **intent.to_log_dict(),
-            fill_detection="engine" if self.fill_detection_enabled else "legacy",
-        )
-        stats = trade.stats
-        touch_deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
-        if any(t.intent.symbol == symbol for t in self.unresolved_trades()):
-            touched = self._resolve(symbol, touch_deadline)
-            with self._lock:
-                self._resolved_unreported.extend(touched)
-        self.positions.reconcile(symbol, deadline=touch_deadline)
-        with self.positions.symbol_lock(symbol):
-            if self.config.consistency_check:
-                baseline_deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
-                self.positions.ensure_baseline(symbol, deadline=baseline_deadline, stats=stats)
-            self.book.reserve(intent.client_order_id, symbol)
-            self.positions.changed(symbol)
-        machine = Submission(
-            intent,
-            deadline=self.clock.monotonic() + self.config.submit_timeout_seconds,
-            max_posts=self.config.submit_attempts,
-            lookups_per_round=self.config.lookup_attempts,
-            lookup_spacing_seconds=self.config.lookup_spacing_seconds,
-        )
-
-        def before_post(attempt: int) -> None:
-            trade.posted = True
-            trade.posts = attempt
-            trade.last_post = self.clock.monotonic()
-
-        submitted = run_submission(
-            machine, self.broker, self.recovery, self.clock, stats=stats, before_post=before_post
-        )
-        self.observer.submit_outcome(submitted.outcome.value)
-        if submitted.outcome is not TradeOutcome.PLACED or submitted.order is None:
-            return self._not_placed(trade, submitted.outcome, submitted.reason, submitted, stats)
-        order = submitted.order
-        trade.order_id = str(order.order_id)
-        self.book.book(
-            trade.order_id,
-            symbol=(order.symbol or symbol).upper(),
-            side=order.side or intent.side,
-            filled_qty=order.filled_qty,
-            open_=not order.is_terminal,
-            client_order_id=intent.client_order_id,
-        )
-        self.positions.changed(symbol)
-        return submitted
-
-    @staticmethod
-    def _monitor_args(trade: _Trade, submitted: SubmitResult) -> dict[str, Any]:
-        order = submitted.order
-        assert order is not None
-        return {
-            "order_id": str(order.order_id),
-            "expected_price": trade.intent.expected_price,
-            "client_order_id": trade.intent.client_order_id,
-            "submitted_at": order.submitted_at,
-        }
-
-    def _settle(self, trade: _Trade, submitted: SubmitResult, fill: FillResult) -> TradeResult:
-        """Book the trade's orders, keep it if its state is unknown, check the position."""
-        intent = trade.intent
-        order_id = trade.order_id
-        assert order_id is not None
-        self.book.book_fill(
-            order_id,
-            fill,
-            symbol=intent.symbol,
-            side=intent.side,
-            client_order_id=intent.client_order_id,
-        )
-        self.positions.changed(intent.symbol)
-        if fill.status is FillStatus.UNKNOWN:
-            self._keep(trade, f"final state unknown: {fill.error}", order_id=fill.final_order_id)
-        consistency = None
-        if self.config.consistency_check and fill.filled_qty > 0:
-            check_deadline = self.clock.monotonic() + self.config.consistency_timeout_seconds
-            consistency = self.positions.check(intent.symbol, deadline=check_deadline)
-        result = TradeResult(
-            intent.client_order_id,
-            order_id,
-            fill,
-            consistency,
-            fill.error if not fill.filled else None,
-            submitted.posts,
-            trade.stats.calls + fill.api_calls,
-            outcome=TradeOutcome.PLACED,
-            elapsed_seconds=self.clock.monotonic() - trade.start,
-        )
-        log_trade_finished(self._logger, result)
-        return result
-
-    def _not_placed(
-        self,
-        trade: _Trade,
-        outcome: TradeOutcome,
-        reason: str,
-        submitted: SubmitResult,
-        stats: RetryStats,
-    ) -> TradeResult:
-        intent = trade.intent
-        if outcome is TradeOutcome.UNKNOWN:
-            self._keep(trade, reason)
-        else:
-            self.book.release(intent.client_order_id)
-            self.positions.changed(intent.symbol)
-        result = TradeResult(
-            intent.client_order_id,
-            None,
-            None,
-            None,
-            reason,
-            submitted.posts,
-            stats.calls,
-            outcome=outcome,
-            refusal=submitted.refusal,
-            elapsed_seconds=self.clock.monotonic() - trade.start,
-        )
-        log_trade_finished(self._logger, result)
-        return result
-
-    def _keep(self, trade: _Trade, reason: str, *, order_id: str | None = None) -> None:
-        unresolved = UnresolvedTrade(
-            intent=trade.intent,
-            since=self.clock.monotonic(),
-            reason=reason,
-            order_id=order_id,
-            last_attempt=trade.last_post,
-            submit_attempts=trade.posts,
-        )
+    def keep_unresolved(self, unresolved: UnresolvedTrade) -> None:
+        """Hold ``unresolved`` until :meth:`resolve_unknown` (or a later trade) learns its truth."""
         with self._lock:
-            self._unresolved[trade.intent.client_order_id] = unresolved
+            self._unresolved[unresolved.intent.client_order_id] = unresolved
             count = len(self._unresolved)
-        log_event(
-            self._logger,
-            logging.WARNING,
-            "trade_unresolved",
-            client_order_id=trade.intent.client_order_id,
-            order_id=order_id,
-            reason=reason,
-        )
         self.observer.unresolved_trades(count)
-
-    def _after_internal_error(self, trade: _Trade, exc: Exception) -> TradeResult:
-        intent = trade.intent
-        reason = f"internal error: {type(exc).__name__}: {exc}"
-        if trade.posted:
-            self._keep(trade, reason, order_id=trade.order_id)
-            outcome = TradeOutcome.PLACED if trade.order_id else TradeOutcome.UNKNOWN
-        else:
-            self.book.release(intent.client_order_id)
-            outcome = TradeOutcome.NOT_PLACED
-        return TradeResult(
-            intent.client_order_id,
-            trade.order_id,
-            None,
-            None,
-            reason,
-            trade.posts,
-            0,
-            outcome=outcome,
-            elapsed_seconds=self.clock.monotonic() - trade.start,
-        )
 
     # ------------------------------------------------------------------ fill detection
     def _wait_for_fill(

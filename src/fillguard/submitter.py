@@ -123,9 +123,11 @@ def run_submission(
     *,
     stats: RetryStats,
     before_post: Callable[[int], None] | None = None,
+    after_post: Callable[[int], None] | None = None,
     logger: logging.Logger | None = None,
 ) -> SubmitResult:
-    """Drive ``machine`` to its end. ``before_post(attempt)`` runs before every POST."""
+    """Drive ``machine`` to its end. ``before_post(attempt)`` runs before every POST (it may
+    raise to stop the submission), ``after_post(attempt)`` once its answer is in."""
     log = logger or _logger
     coid = machine.intent.client_order_id
     while True:
@@ -157,6 +159,8 @@ def run_submission(
             if before_post is not None:
                 before_post(action.attempt)
             answer = _post(machine, broker, recovery, action.attempt, stats)
+            if after_post is not None:
+                after_post(action.attempt)
             _log_post(log, coid, action.attempt, answer)
             machine.post_answered(answer, clock.monotonic())
         elif isinstance(action, LookUp):
