@@ -21,6 +21,14 @@ def _fillguard_process_state() -> Iterator[None]:
         budget._registry.clear()
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default journals go to a fresh state directory per test, never the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def sim_server() -> Iterator[SimServer]:
     """The simulator on a free loopback port (calm, seed 0, no rate limit), stopped at the end."""

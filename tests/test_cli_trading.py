@@ -359,3 +359,70 @@ def test_fillguard_execute_as_a_process(sim: SimServer) -> None:
     ]
     assert not stray, stray
     assert sim.secret_key not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------- journal
+def test_execute_journals_by_default_and_recover_reads_it(sim: SimServer, tmp_path: Path) -> None:
+    from fillguard.journal import default_journal_path
+    from fillguard.journal_sqlite import SqliteJournal
+
+    result = run("execute", "AAPL", "buy", "1", "--base-url", sim.base_url, "--json", env=keys(sim))
+    assert result.exit_code == 0, output(result)
+    coid = json.loads(result.output)["client_order_id"]
+    path = default_journal_path(sim.key_id, sim.base_url)
+    assert path.exists()
+    assert str(path).startswith(os.environ["XDG_STATE_HOME"])
+    with SqliteJournal(path, read_only=True) as journal:
+        trade = journal.trade(coid)
+        assert trade is not None
+        assert trade.finished
+        assert trade.attempt_count == 1
+    chosen = tmp_path / "mine.sqlite3"
+    args = ("--base-url", sim.base_url, "--journal", str(chosen))
+    assert run("execute", "MSFT", "buy", "1", *args, env=keys(sim)).exit_code == 0
+    recovered = run("recover", *args, "--json", env=keys(sim))
+    assert recovered.exit_code == 0, output(recovered)
+    report = json.loads(recovered.output)
+    assert report["unresolved"] == []
+    assert report["position_differences"] == []
+
+
+def test_no_journal_writes_none_and_excludes_journal(sim: SimServer, tmp_path: Path) -> None:
+    from fillguard.journal import default_journal_path
+
+    base = ("--base-url", sim.base_url)
+    assert run("execute", "AAPL", "buy", "1", *base, "--no-journal", env=keys(sim)).exit_code == 0
+    assert not default_journal_path(sim.key_id, sim.base_url).exists()
+    both = run(
+        "execute",
+        "AAPL",
+        "buy",
+        "1",
+        *base,
+        "--no-journal",
+        "--journal",
+        str(tmp_path / "j"),
+        env=keys(sim),
+    )
+    assert both.exit_code == 2
+    assert "exclude" in output(both)
+
+
+def test_a_corrupt_journal_is_a_clear_error_naming_it(sim: SimServer, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-journal.sqlite3"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    result = run(
+        "execute",
+        "AAPL",
+        "buy",
+        "1",
+        "--base-url",
+        sim.base_url,
+        "--journal",
+        str(bad),
+        env=keys(sim),
+    )
+    assert result.exit_code == 1
+    assert str(bad) in output(result)
+    assert bad.read_bytes().startswith(b"this is not sqlite")  # never reset
+    assert sim.broker.list_orders() == []

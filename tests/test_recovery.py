@@ -92,16 +92,20 @@ def test_intent_and_attempt_are_durable_before_the_post() -> None:
 
     restart(rig, journal, checkpoint=hook)
     result = rig.trade("AAPL", "buy", 2)
-    assert result.outcome is TradeOutcome.PLACED and result.filled
+    assert result.outcome is TradeOutcome.PLACED
+    assert result.filled
     names = [n for n, _, _ in seen]
     assert names == [n for n in CHECKPOINTS if n in names]  # in the documented order
     assert ("intent_recorded", True, 0) in seen
     assert ("attempt_recorded", True, 0) in seen  # recorded, and still nothing sent
     trade = journal.trade(result.client_order_id)
-    assert trade is not None and trade.finished
+    assert trade is not None
+    assert trade.finished
     assert trade.attempt_count == 1
-    assert trade.last_outcome is not None and trade.last_outcome.order_id == result.order_id
-    assert trade.final is not None and trade.final.status is FillStatus.FILLED
+    assert trade.last_outcome is not None
+    assert trade.last_outcome.order_id == result.order_id
+    assert trade.final is not None
+    assert trade.final.status is FillStatus.FILLED
     assert [b.filled_qty for b in trade.bookings] == [Decimal(2)]
     assert "AAPL" in journal.baselines()
 
@@ -116,7 +120,8 @@ def test_a_failed_intent_write_sends_nothing() -> None:
     result = rig.trade("AAPL", "buy", 1)
     assert result.outcome is TradeOutcome.NOT_PLACED
     assert "journal" in (result.error or "")
-    assert rig.broker.posts == {} and rig.broker.list_orders() == []
+    assert rig.broker.posts == {}
+    assert rig.broker.list_orders() == []
 
 
 def test_a_failed_second_attempt_write_is_unknown_not_resent() -> None:
@@ -127,7 +132,9 @@ def test_a_failed_second_attempt_write_is_unknown_not_resent() -> None:
             return super().record_attempt(attempt)
 
     rig = make_rig()
-    script(rig.api, answer_with(503, method="POST", path="/v2/orders"))  # not applied: a resend follows
+    script(
+        rig.api, answer_with(503, method="POST", path="/v2/orders")
+    )  # not applied: a resend follows
     journal = FailsSecond(journal_for(rig).account)
     restart(rig, journal)
     result = rig.trade("AAPL", "buy", 1)
@@ -163,7 +170,10 @@ def test_a_crash_at_every_window_loses_nothing_and_duplicates_nothing(
     price = rig.broker.prices.price("AAPL", rig.clock.monotonic())
     kwargs: dict[str, Any] = {}
     if order_type == "limit":
-        kwargs = {"order_type": "limit", "limit_price": str((price * Decimal("0.98")).quantize(Decimal("0.01")))}
+        kwargs = {
+            "order_type": "limit",
+            "limit_price": str((price * Decimal("0.98")).quantize(Decimal("0.01"))),
+        }
     with pytest.raises(Crash):
         rig.trade("AAPL", "buy", 3, **kwargs)
     rig.advance(1.0)  # the broker goes on while the process is down
@@ -185,9 +195,11 @@ def test_a_crash_at_every_window_loses_nothing_and_duplicates_nothing(
     rig.advance(executor.config.unknown_horizon_seconds + 1)
     executor.resolve_unknown()
     trade = journal.trade(coid)
-    assert trade is not None and trade.finished
+    assert trade is not None
+    assert trade.finished
     filled = sum((o.filled_qty for o in orders), Decimal(0))
-    assert trade.final is not None and trade.final.filled_qty == filled
+    assert trade.final is not None
+    assert trade.final.filled_qty == filled
     if filled:
         assert executor.expected_position("AAPL") == rig.position("AAPL")
     # And trading carries on.
@@ -226,7 +238,8 @@ def test_a_never_sent_trade_is_not_placed_or_resubmitted_under_its_own_id() -> N
     report = executor.recover(resubmit=True)
     assert report.not_placed == (coid,)
     (again,) = report.resubmitted
-    assert again.client_order_id == coid and again.filled
+    assert again.client_order_id == coid
+    assert again.filled
     assert len(rig.orders_of(coid)) == 1
     assert executor.recover().not_placed == ()  # finished now: nothing left to do
 
@@ -240,7 +253,8 @@ def test_a_lost_order_stays_unresolved_then_not_placed_after_the_horizon() -> No
     coid = journal.trades()[0].client_order_id
     executor = restart(rig, journal)
     report = executor.last_recovery
-    assert report is not None and report.unresolved == (coid,)
+    assert report is not None
+    assert report.unresolved == (coid,)
     assert [t.intent.client_order_id for t in executor.unresolved_trades()] == [coid]
     assert executor.resolve_unknown() == []  # 404 once is not yet "not placed"
     rig.advance(executor.config.unknown_horizon_seconds + 1)
@@ -248,7 +262,8 @@ def test_a_lost_order_stays_unresolved_then_not_placed_after_the_horizon() -> No
     assert resolved.outcome is TradeOutcome.NOT_PLACED
     assert rig.posts(coid) == []  # never sent again
     trade = journal.trade(coid)
-    assert trade is not None and trade.finished
+    assert trade is not None
+    assert trade.finished
 
 
 def test_a_position_difference_is_reported_never_synced() -> None:
@@ -284,5 +299,6 @@ def test_the_book_is_rebuilt_from_the_journal(tmp_path: Path) -> None:
         # Replaying a finished trade returns its order, booked once.
         coid = rig.coids[0]
         replay = rig.trade("AAPL", "buy", 3, client_order_id=coid)
-        assert replay.outcome is TradeOutcome.PLACED and len(rig.orders_of(coid)) == 1
+        assert replay.outcome is TradeOutcome.PLACED
+        assert len(rig.orders_of(coid)) == 1
         assert second.expected_position("AAPL") == 2

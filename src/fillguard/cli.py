@@ -161,11 +161,12 @@ main.add_command(sim_command)
 from fillguard.cli_demo import demo_command  # noqa: E402
 from fillguard.cli_journal import journal_group  # noqa: E402
 from fillguard.cli_ops import ops_group  # noqa: E402
-from fillguard.cli_trading import execute_command, watch_command  # noqa: E402
+from fillguard.cli_trading import execute_command, recover_command, watch_command  # noqa: E402
 
 main.add_command(demo_command)
 main.add_command(execute_command)
 main.add_command(watch_command)
+main.add_command(recover_command)
 main.add_command(journal_group)
 main.add_command(ops_group)
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -84,6 +85,49 @@ def _broker_options(command: Any) -> Any:
     return command
 
 
+def _journal_options(command: Any) -> Any:
+    """``--journal PATH`` and ``--no-journal``."""
+    command = click.option(
+        "--no-journal",
+        is_flag=True,
+        help="Write no journal (a crash may then leave an order that nothing remembers).",
+    )(command)
+    return click.option(
+        "--journal",
+        "journal_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The write-ahead journal file (default: one per account, "
+        "$XDG_STATE_HOME/fillguard/journal-<hash>.sqlite3, else ~/.local/state/fillguard/).",
+    )(command)
+
+
+def _journal_path(client: Any, journal_path: Path | None, no_journal: bool) -> Path | None:
+    """The journal this command writes: the one given, the account's default, or none."""
+    if no_journal:
+        if journal_path is not None:
+            raise click.UsageError("--journal and --no-journal exclude each other")
+        return None
+    if journal_path is not None:
+        return journal_path
+    from fillguard.journal import default_journal_path
+    from fillguard.journaling import journal_account
+
+    account = journal_account(client)
+    return default_journal_path(account.key_id, account.base_url)
+
+
+def _open_executor(client: Any, config: Any) -> Any:
+    """The executor, or a clean usage error when its journal cannot be used."""
+    from fillguard.executor import SmartOrderExecutor
+    from fillguard.journal import JournalError
+
+    try:
+        return SmartOrderExecutor(client, config)
+    except JournalError as err:
+        raise click.ClickException(str(err)) from None
+
+
 def _connect(live: bool, base_url: str | None, verbose: int, log_json: bool) -> Any:
     """Set up logging and build the client (a clear usage error for missing keys)."""
     _setup_logging(verbose, log_json)
@@ -112,6 +156,7 @@ def _connect(live: bool, base_url: str | None, verbose: int, log_json: bool) -> 
     help="Time in force.",
 )
 @click.option("--client-order-id", default=None, help="Your idempotency key (minted if absent).")
+@_journal_options
 @_broker_options
 def execute_command(
     symbol: str,
@@ -121,6 +166,8 @@ def execute_command(
     timeout: float,
     time_in_force: str,
     client_order_id: str | None,
+    journal_path: Path | None,
+    no_journal: bool,
     live: bool,
     base_url: str | None,
     as_json: bool,
@@ -132,13 +179,16 @@ def execute_command(
     Exit codes: 0 filled, 1 ended without a full fill (or not placed), 2 bad input,
     3 refused by the broker, 4 outcome unknown (the order may exist).
     """
-    from fillguard.executor import OrderConfig, SmartOrderExecutor
+    from fillguard.executor import OrderConfig
     from fillguard.summary import exit_code_for_trade, trade_rows
 
     client = _connect(live, base_url, verbose, log_json)
-    config = OrderConfig(fill_detection=FillDetectionConfig(timeout_seconds=timeout))
+    config = OrderConfig(
+        fill_detection=FillDetectionConfig(timeout_seconds=timeout),
+        journal_path=_journal_path(client, journal_path, no_journal),
+    )
     try:
-        executor = SmartOrderExecutor(client, config)
+        executor = _open_executor(client, config)
         result = executor.execute_trade(
             symbol,
             side,
@@ -150,6 +200,9 @@ def execute_command(
         )
     except InvalidInputError as err:
         raise click.BadParameter(str(err), param_hint=err.field) from None
+    finally:
+        if "executor" in locals():
+            executor.close()
     if as_json:
         click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
     else:
@@ -165,11 +218,14 @@ def execute_command(
 @click.option(
     "--cancel-on-timeout", is_flag=True, help="Cancel the order if it is still open at the end."
 )
+@_journal_options
 @_broker_options
 def watch_command(
     order_id: str,
     timeout: float,
     cancel_on_timeout: bool,
+    journal_path: Path | None,
+    no_journal: bool,
     live: bool,
     base_url: str | None,
     as_json: bool,
@@ -195,15 +251,125 @@ def watch_command(
         final_verification_seconds=max(0.5, min(10.0, timeout)),
         not_found_grace_seconds=min(1.0, timeout),
     )
+    path = _journal_path(client, journal_path, no_journal)
     try:
         result = FillDetectionEngine(client, config).monitor_order_fill(order_id)
     except InvalidInputError as err:
         raise click.BadParameter(str(err), param_hint=err.field) from None
+    if path is not None and path.exists():
+        _journal_watched(client, path, result)
     if as_json:
         click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
     else:
         _print_rows(f"order {order_id}", fill_rows(result))
     sys.exit(int(exit_code_for_fill(result)))
+
+
+def _journal_watched(client: Any, path: Path, result: Any) -> None:
+    """When the watched order is one of the journal's trades, record what the watch learned."""
+    from fillguard.clock import SystemClock
+    from fillguard.journal import JournalError
+    from fillguard.journaling import TradeJournal, open_journal
+    from fillguard.outcome import TradeOutcome, TradeResult
+
+    try:
+        journal = open_journal(client, path, None, SystemClock())
+    except JournalError as err:
+        click.echo(f"journal not updated: {err}", err=True)
+        return
+    assert journal is not None
+    try:
+        trade = next((t for t in journal.unfinished() if result.order_id in t.order_ids), None)
+        if trade is None:
+            return
+        writer = TradeJournal(journal, SystemClock())
+        for booking in trade.bookings[-1:]:
+            if booking.order_id == result.order_id and result.filled_qty > booking.filled_qty:
+                from fillguard.book import Booking as BookEntry
+
+                writer.booked(
+                    BookEntry(
+                        booking.order_id,
+                        booking.symbol,
+                        booking.side,
+                        result.filled_qty,
+                        True,
+                        result.order_open,
+                        booking.client_order_id,
+                    )
+                )
+        writer.final(
+            TradeResult(
+                trade.client_order_id, result.order_id, result, None, outcome=TradeOutcome.PLACED
+            )
+        )
+    finally:
+        journal.close()
+
+
+# ------------------------------------------------------------------------------ recover
+@click.command("recover")
+@click.option(
+    "--resubmit",
+    is_flag=True,
+    help="Send trades that were never sent (no attempt recorded), under their own id.",
+)
+@_journal_options
+@_broker_options
+def recover_command(
+    resubmit: bool,
+    journal_path: Path | None,
+    no_journal: bool,
+    live: bool,
+    base_url: str | None,
+    as_json: bool,
+    verbose: int,
+    log_json: bool,
+) -> None:
+    """Finish the journal's unfinished trades after a crash, and compare the positions.
+
+    Exit codes: 0 nothing left unknown and positions equal, 1 a position differs,
+    4 trades still unresolved.
+    """
+    from fillguard.executor import OrderConfig, SmartOrderExecutor
+    from fillguard.journal import JournalError
+
+    client = _connect(live, base_url, verbose, log_json)
+    path = _journal_path(client, journal_path, no_journal)
+    if path is None:
+        raise click.UsageError("recover needs a journal")
+    if not path.exists():
+        raise click.ClickException(f"journal {path}: no such file")
+    try:
+        executor = SmartOrderExecutor(client, OrderConfig(journal_path=path), auto_recover=False)
+    except JournalError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        report = executor.recover(resubmit=resubmit)
+    finally:
+        executor.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        rows = [
+            ("resumed", str(len(report.resumed))),
+            ("finished", str(len(report.finished))),
+            ("not placed", ", ".join(report.not_placed) or "none"),
+            ("resubmitted", str(len(report.resubmitted))),
+            ("unresolved", ", ".join(report.unresolved) or "none"),
+            ("fills booked", str(len(report.fills_booked))),
+            (
+                "position differences",
+                ", ".join(
+                    f"{d.symbol} book {d.expected} broker {d.broker}"
+                    for d in report.position_differences
+                )
+                or "none",
+            ),
+            ("took", f"{report.elapsed_seconds:.2f} s"),
+        ]
+        _print_rows(f"recovery of {path}", rows)
+    sys.exit(4 if report.unresolved else 1 if report.position_differences else 0)
 
 
 def _print_rows(title: str, rows: list[tuple[str, str]]) -> None:
