@@ -115,13 +115,13 @@ def _may_work(trade: JournalTrade | None) -> bool:
 def restore_book(journal: Journal, book: Book) -> int:
     """Rebuild ``book`` from ``journal``; the number of orders restored."""
     baselines = {s: (b.qty, b.at) for s, b in journal.baselines().items()}
-    trades: dict[str, JournalTrade | None] = {}
+    records = journal.bookings()
+    # One bulk read of the trades (not one query per booking): a journal may hold many.
+    trades = {t.client_order_id: t for t in journal.trades()} if records else {}
     entries: list[Booking] = []
-    for record in journal.bookings():
+    for record in records:
         coid = record.client_order_id
-        if coid not in trades:
-            trades[coid] = journal.trade(coid)
-        trade = trades[coid]
+        trade = trades.get(coid)
         at = baselines.get(record.symbol, (None, None))[1]
         entries.append(
             Booking(
