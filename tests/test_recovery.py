@@ -32,6 +32,7 @@ from fillguard.journal_sqlite import SqliteJournal
 from fillguard.journaling import CHECKPOINTS, journal_account
 from fillguard.outcome import TradeOutcome
 from fillguard.results import FillStatus
+from fillguard.sim import SimServer
 from tests.executor_support import Rig, answer_with, fast_config, make_rig, script
 
 
@@ -302,3 +303,35 @@ def test_the_book_is_rebuilt_from_the_journal(tmp_path: Path) -> None:
         assert replay.outcome is TradeOutcome.PLACED
         assert len(rig.orders_of(coid)) == 1
         assert second.expected_position("AAPL") == 2
+
+
+def test_threads_trading_with_a_sqlite_journal_rebuild_the_same_book(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """Real threads and a real socket: concurrent trades journal every booking once; a new
+    executor on the journal has the broker's positions as its book, with nothing to recover."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sim.set_faults({"lost_submit_rate": 0.3, "partial_fill_rate": 0.3, "stale_read_rate": 0.2})
+    path = tmp_path / "journal.sqlite3"
+    config = fast_config(journal_path=path, timeout=2.0, unknown_horizon_seconds=1.0)
+    plan = [("TSLA", "buy", 2), ("TSLA", "sell", 1), ("META", "buy", 3)] * 4
+    with SmartOrderExecutor(sim.trading_client(), config) as executor:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda t: executor.execute_trade(*t), plan))
+        while executor.unresolved_trades():
+            executor.resolve_unknown()
+        for symbol in ("TSLA", "META"):
+            executor.reconcile_open_orders(symbol)
+    placed = {r.client_order_id for r in results if r.outcome is TradeOutcome.PLACED}
+    assert placed <= {row["order"]["client_order_id"] for row in sim.ledger()["orders"]}
+    ledger = sim.ledger()
+    with SmartOrderExecutor(sim.trading_client(), config) as again:
+        report = again.last_recovery
+        assert report is None or report.clean
+        for symbol in ("TSLA", "META"):
+            broker = Decimal(ledger["positions"].get(symbol, {}).get("qty", "0"))
+            assert again.expected_position(symbol) == broker
+    with SqliteJournal(path, read_only=True) as journal:
+        assert {t.client_order_id for t in journal.trades()} == {r.client_order_id for r in results}
+        assert journal.unfinished() == []
