@@ -335,3 +335,23 @@ def test_threads_trading_with_a_sqlite_journal_rebuild_the_same_book(
     with SqliteJournal(path, read_only=True) as journal:
         assert {t.client_order_id for t in journal.trades()} == {r.client_order_id for r in results}
         assert journal.unfinished() == []
+
+
+def test_journal_writes_are_measured_by_kind() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from fillguard.metrics import PrometheusMetrics
+
+    rig = make_rig()
+    metrics = PrometheusMetrics(registry=CollectorRegistry())
+    rig.executor = SmartOrderExecutor(
+        rig.client, rig.executor.config, clock=rig.clock, journal=journal_for(rig), observer=metrics
+    )
+    assert rig.trade("AAPL", "buy", 2).filled
+    counts = {
+        kind: metrics.registry.get_sample_value(
+            "fillguard_journal_write_seconds_count", {"kind": kind}
+        )
+        for kind in ("intent", "attempt", "outcome", "booking", "baseline", "final")
+    }
+    assert counts == dict.fromkeys(counts, 1.0)

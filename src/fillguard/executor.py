@@ -119,7 +119,9 @@ class SmartOrderExecutor:
         )
         self._own_journal = journal is None and self.config.journal_path is not None
         journal = open_journal(alpaca_client, self.config.journal_path, journal, self.clock)
-        self.trade_journal = TradeJournal(journal, self.clock, checkpoint=checkpoint)
+        self.trade_journal = TradeJournal(
+            journal, self.clock, checkpoint=checkpoint, observer=self.observer
+        )
         self.book = Book(
             self.clock,
             on_booked=self.trade_journal.booked,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -43,6 +44,7 @@ from fillguard.journal import (
 )
 from fillguard.journal_sqlite import SqliteJournal
 from fillguard.logs import log_event
+from fillguard.observer import NULL_OBSERVER, Observer
 from fillguard.outcome import TradeOutcome, TradeResult
 from fillguard.results import FillResult, FillStatus
 
@@ -95,8 +97,10 @@ class TradeJournal:
         *,
         checkpoint: Checkpoint | None = None,
         logger: logging.Logger | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.journal = journal
+        self._observer = observer or NULL_OBSERVER
         self._clock = clock
         self._checkpoint = checkpoint
         self._logger = logger or _logger
@@ -127,6 +131,7 @@ class TradeJournal:
             known = self.journal.trade(intent.client_order_id)
             if known is not None:
                 return self._known_intent(intent, known)
+            started = time.perf_counter()
             self.journal.record_intent(
                 TradeIntent(
                     client_order_id=intent.client_order_id,
@@ -149,6 +154,7 @@ class TradeJournal:
                 error=str(err),
             )
             return f"not sent: the journal could not record the intent ({err})"
+        self._observer.journal_write("intent", time.perf_counter() - started)
         self.checkpoint("intent_recorded")
         return None
 
@@ -181,6 +187,7 @@ class TradeJournal:
         with self._lock:
             base = self._attempt_base.get(client_order_id, 0)
         if self.journal is not None and base is not None:
+            started = time.perf_counter()
             try:
                 self.journal.record_attempt(
                     SubmitAttempt(
@@ -197,14 +204,17 @@ class TradeJournal:
                     error=str(err),
                 )
                 raise AttemptNotRecorded(attempt, err) from err
+            self._observer.journal_write("attempt", time.perf_counter() - started)
         self.checkpoint("attempt_recorded")
 
     # ------------------------------------------------------------------ best effort
     def _write(self, what: str, client_order_id: str | None, write: Callable[[], object]) -> None:
         if self.journal is None:
             return
+        started = time.perf_counter()
         try:
             write()
+            self._observer.journal_write(what, time.perf_counter() - started)
         except (JournalError, ValueError) as err:  # InvalidInputError is a ValueError
             log_event(
                 self._logger,
