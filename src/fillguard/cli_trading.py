@@ -20,6 +20,7 @@ import click
 from fillguard.config import FillDetectionConfig
 from fillguard.errors import InvalidInputError
 from fillguard.logs import JsonFormatter, register_secret
+from fillguard.metrics_cli import metrics_options, metrics_session
 
 __all__ = ["POSITIVE_SECONDS", "execute_command", "watch_command"]
 
@@ -113,6 +114,7 @@ def _connect(live: bool, base_url: str | None, verbose: int, log_json: bool) -> 
 )
 @click.option("--client-order-id", default=None, help="Your idempotency key (minted if absent).")
 @_broker_options
+@metrics_options
 def execute_command(
     symbol: str,
     side: str,
@@ -126,6 +128,8 @@ def execute_command(
     as_json: bool,
     verbose: int,
     log_json: bool,
+    metrics_port: int | None,
+    metrics_linger: float,
 ) -> None:
     """Execute one trade and report the broker's truth about it.
 
@@ -137,23 +141,24 @@ def execute_command(
 
     client = _connect(live, base_url, verbose, log_json)
     config = OrderConfig(fill_detection=FillDetectionConfig(timeout_seconds=timeout))
-    try:
-        executor = SmartOrderExecutor(client, config)
-        result = executor.execute_trade(
-            symbol,
-            side,
-            qty,
-            order_type="limit" if limit_price is not None else "market",
-            limit_price=limit_price,
-            time_in_force=time_in_force,
-            client_order_id=client_order_id,
-        )
-    except InvalidInputError as err:
-        raise click.BadParameter(str(err), param_hint=err.field) from None
-    if as_json:
-        click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
-    else:
-        _print_rows(f"{side} {qty} {symbol.upper()}", trade_rows(result))
+    with metrics_session(metrics_port, metrics_linger) as observer:
+        try:
+            executor = SmartOrderExecutor(client, config, observer=observer)
+            result = executor.execute_trade(
+                symbol,
+                side,
+                qty,
+                order_type="limit" if limit_price is not None else "market",
+                limit_price=limit_price,
+                time_in_force=time_in_force,
+                client_order_id=client_order_id,
+            )
+        except InvalidInputError as err:
+            raise click.BadParameter(str(err), param_hint=err.field) from None
+        if as_json:
+            click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
+        else:
+            _print_rows(f"{side} {qty} {symbol.upper()}", trade_rows(result))
     sys.exit(int(exit_code_for_trade(result)))
 
 
@@ -166,6 +171,7 @@ def execute_command(
     "--cancel-on-timeout", is_flag=True, help="Cancel the order if it is still open at the end."
 )
 @_broker_options
+@metrics_options
 def watch_command(
     order_id: str,
     timeout: float,
@@ -175,6 +181,8 @@ def watch_command(
     as_json: bool,
     verbose: int,
     log_json: bool,
+    metrics_port: int | None,
+    metrics_linger: float,
 ) -> None:
     """Watch an existing order until it fills, ends or the timeout passes (no cancel by default).
 
@@ -195,14 +203,16 @@ def watch_command(
         final_verification_seconds=max(0.5, min(10.0, timeout)),
         not_found_grace_seconds=min(1.0, timeout),
     )
-    try:
-        result = FillDetectionEngine(client, config).monitor_order_fill(order_id)
-    except InvalidInputError as err:
-        raise click.BadParameter(str(err), param_hint=err.field) from None
-    if as_json:
-        click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
-    else:
-        _print_rows(f"order {order_id}", fill_rows(result))
+    with metrics_session(metrics_port, metrics_linger) as observer:
+        try:
+            engine = FillDetectionEngine(client, config, observer=observer)
+            result = engine.monitor_order_fill(order_id)
+        except InvalidInputError as err:
+            raise click.BadParameter(str(err), param_hint=err.field) from None
+        if as_json:
+            click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
+        else:
+            _print_rows(f"order {order_id}", fill_rows(result))
     sys.exit(int(exit_code_for_fill(result)))
 
 
