@@ -54,7 +54,8 @@ def test_off_by_default_and_only_the_clients_own_orders_trigger_it() -> None:
 @pytest.mark.timeout(30)
 def test_fillguard_sees_the_mismatch_and_syncs_its_book(sim: SimServer) -> None:
     sim.set_faults({"outside_trade_rate": 1.0})
-    executor = SmartOrderExecutor(sim.trading_client(), config())
+    # A lag window shorter than the check: the difference is then a confirmed mismatch.
+    executor = SmartOrderExecutor(sim.trading_client(), config(position_settle_seconds=0.3))
     result = executor.execute_trade("AAPL", "buy", 2)
     assert result.filled
     assert result.consistency is not None

@@ -148,7 +148,9 @@ def _traffic_table(report: DemoReport) -> Any:
         "REST requests per trade (all, counted at the simulator)",
         _per_trade(report.requests_per_trade),
     )
-    mix = ", ".join(f"{k} {v}" for k, v in sorted(report.request_mix.items(), key=lambda kv: -kv[1]))
+    mix = ", ".join(
+        f"{k} {v}" for k, v in sorted(report.request_mix.items(), key=lambda kv: -kv[1])
+    )
     table.add_row("request mix", mix or "-")
     n = report.rate_limited
     table.add_row("429s from the rate limit (must be 0)", f"[red]{n}[/red]" if n else "0")
