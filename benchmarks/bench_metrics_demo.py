@@ -46,6 +46,14 @@ def one_run(options: DemoOptions, *, metrics_on: bool) -> tuple[float, bool]:
     finally:
         if server is not None:
             server.stop()
+    if not report.ok:  # say why: a benchmark run must agree with its ledger like any other
+        bad = [
+            c for c in report.checks if c.verdict in ("missed", "false_fill", "ghost", "unresolved")
+        ]
+        print(
+            f"run disagrees with its ledger: {bad} {report.book_differences} "
+            f"duplicates={report.duplicates} stray={report.stray_orders}"
+        )
     return cpu * 1000 / options.orders, report.ok
 
 
