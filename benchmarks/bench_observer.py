@@ -90,7 +90,9 @@ def main() -> None:
 
     observers = {"NullObserver": NullObserver(), "PrometheusMetrics": PrometheusMetrics()}
     rows: list[tuple[str, float, float]] = []
-    loop_ns = statistics.median(per_call_ns(empty, (1, 2, 3), args.calls) for _ in range(args.repeats))
+    loop_ns = statistics.median(
+        per_call_ns(empty, (1, 2, 3), args.calls) for _ in range(args.repeats)
+    )
     for label, method, call_args in CALLS:
         samples: dict[str, list[float]] = {name: [] for name in observers}
         for _ in range(args.repeats):
@@ -120,7 +122,10 @@ def main() -> None:
         "",
         "| report | NullObserver ns/call | PrometheusMetrics ns/call | difference ns |",
         "|---|---:|---:|---:|",
-        *(f"| {label} | {null:.0f} | {prom:.0f} | {prom - null:.0f} |" for label, null, prom in rows),
+        *(
+            f"| {label} | {null:.0f} | {prom:.0f} | {prom - null:.0f} |"
+            for label, null, prom in rows
+        ),
         f"| one trade's {len(TRADE)} reports | {trade_null:.0f} | {trade_prom:.0f} "
         f"| {trade_prom - trade_null:.0f} |",
         "",

@@ -117,7 +117,12 @@ def _check(base_url: str, path: Path, report: HarnessReport) -> dict[str, Decima
 
 
 def _start(
-    base_url: str, path: Path, seed: int, point: str | None, drain: bool = False
+    base_url: str,
+    path: Path,
+    seed: int,
+    point: str | None,
+    drain: bool = False,
+    during_recovery: bool = False,
 ) -> Any | None:
     """A trading process that said ``ready``; None if a crash point killed it during its
     recovery (a crash while recovering is a window too)."""
@@ -125,6 +130,8 @@ def _start(
     cmd += ["--seed", str(seed)]
     if point:
         cmd += ["--crash-point", point]
+    if during_recovery:
+        cmd.append("--during-recovery")
     if drain:
         cmd.append("--drain")
     errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the child writes it while it lives)
@@ -151,9 +158,11 @@ def run_harness(
     with tempfile.TemporaryDirectory() as tmp, sim_process(seed) as (base_url, _pid):
         path = Path(tmp) / "journal.sqlite3"
         for k in range(kills):
-            # Every other kill is at a crash point, in turn; the others at a random moment.
+            # Every other kill is at a crash point, in turn (while trading, and every other
+            # round of points also armed during recovery); the others at a random moment.
             point = CRASH_POINTS[(k // 2) % len(CRASH_POINTS)] if k % 2 else None
-            proc = _start(base_url, path, seed * 10_000 + k, point)
+            in_recovery = (k // (2 * len(CRASH_POINTS))) % 2 == 1
+            proc = _start(base_url, path, seed * 10_000 + k, point, during_recovery=in_recovery)
             name = point or "random"
             if proc is None:
                 name = f"{point} (during recovery)"

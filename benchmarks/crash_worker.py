@@ -4,7 +4,8 @@ Run by ``crash_harness.py``; not meant for people. On start it opens the journal
 recovers what the last process left unfinished), prints ``ready`` and a JSON line with the
 recovery report, then trades from several threads (several symbols, market orders, resting
 and marketable limit orders) until it is killed. ``--crash-point NAME`` kills the process with
-SIGKILL from the executor's checkpoint hook at the first ``NAME`` (``post_in_flight``: a few
+SIGKILL from the executor's checkpoint hook at the first ``NAME`` once trading began (with
+``--during-recovery``: recovery's own included) (``post_in_flight``: a few
 milliseconds after the attempt record, while the POST is out). ``--drain`` recovers, resolves
 every unknown trade, catches the book up and prints the book's positions, then exits.
 """
@@ -43,11 +44,13 @@ def _config(journal: str) -> OrderConfig:
     )
 
 
-def _kill_hook(point: str) -> Any:
+def _kill_hook(point: str, armed: threading.Event) -> Any:
     def kill_now() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     def hook(name: str) -> None:
+        if not armed.is_set():
+            return
         if point == "post_in_flight" and name == "attempt_recorded":
             threading.Timer(0.002, kill_now).start()
         elif name == point:
@@ -97,6 +100,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=3)
     parser.add_argument("--crash-point", default=None)
+    parser.add_argument(
+        "--during-recovery",
+        action="store_true",
+        help="Arm the crash point from the start (recovery included), not once trading began.",
+    )
     parser.add_argument("--drain", action="store_true")
     args = parser.parse_args()
     from alpaca.trading.client import TradingClient
@@ -104,8 +112,12 @@ def main() -> None:
     from fillguard.sim.server import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY
 
     client = TradingClient(DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, url_override=args.base_url)
-    hook = _kill_hook(args.crash_point) if args.crash_point else None
+    armed = threading.Event()
+    if args.during_recovery:
+        armed.set()
+    hook = _kill_hook(args.crash_point, armed) if args.crash_point else None
     executor = SmartOrderExecutor(client, _config(args.journal), checkpoint=hook)
+    armed.set()
     report = executor.last_recovery
     print("ready", flush=True)
     print(json.dumps({"recovery": None if report is None else report.to_dict()}), flush=True)

@@ -175,3 +175,26 @@ def test_stream_figures_are_read_from_the_hub_stats_when_scraped() -> None:
     assert get(v, "fillguard_sim_stream_connections_total") == 3
     assert get(v, "fillguard_sim_stream_connections_open") == 2
     assert get(v, "fillguard_sim_handler_errors_total") == 2
+
+
+def test_429s_are_counted_by_cause_window_or_burst() -> None:
+    m = SimMetrics()
+    m.served("GET", "/v2/orders/1", ApiResponse(429))  # the window's budget was spent
+    m.served("GET", "/v2/orders", ApiResponse(429))
+    m.served("POST", "/v2/orders", ApiResponse(429, fault_name="rate_limit_burst"))
+    m.served("GET", "/v2/orders/1", ApiResponse(200))
+    v = values(m)
+    assert get(v, "fillguard_sim_rate_limited_total", cause="window") == 2
+    assert get(v, "fillguard_sim_rate_limited_total", cause="burst") == 1
+    assert m.rate_limited() == {"window": 2, "burst": 1}
+
+
+def test_the_api_counts_the_429s_of_its_window_apart_from_injected_bursts() -> None:
+    sim = sim_support.make_sim(rate_limit=3)
+    answers = [sim.handle("GET", "/v2/account").status for _ in range(5)]
+    assert answers == [200, 200, 200, 429, 429]
+    assert (sim.api.rate_limited_total, sim.api.burst_429s_total) == (2, 0)
+    sim.api.rate_limit = None
+    sim.broker.set_faults(sim.broker.faults.with_(rate_limit_burst_rate=1.0))
+    assert sim.handle("GET", "/v2/account").status == 429
+    assert (sim.api.rate_limited_total, sim.api.burst_429s_total) == (2, 1)

@@ -21,6 +21,7 @@ import click
 from fillguard.config import FillDetectionConfig
 from fillguard.errors import InvalidInputError
 from fillguard.logs import JsonFormatter, register_secret
+from fillguard.metrics_cli import metrics_options, metrics_session
 
 __all__ = ["POSITIVE_SECONDS", "execute_command", "watch_command"]
 
@@ -117,13 +118,13 @@ def _journal_path(client: Any, journal_path: Path | None, no_journal: bool) -> P
     return default_journal_path(account.key_id, account.base_url)
 
 
-def _open_executor(client: Any, config: Any) -> Any:
+def _open_executor(client: Any, config: Any, observer: Any = None) -> Any:
     """The executor, or a clean usage error when its journal cannot be used."""
     from fillguard.executor import SmartOrderExecutor
     from fillguard.journal import JournalError
 
     try:
-        return SmartOrderExecutor(client, config)
+        return SmartOrderExecutor(client, config, observer=observer)
     except JournalError as err:
         raise click.ClickException(str(err)) from None
 
@@ -158,6 +159,7 @@ def _connect(live: bool, base_url: str | None, verbose: int, log_json: bool) -> 
 @click.option("--client-order-id", default=None, help="Your idempotency key (minted if absent).")
 @_journal_options
 @_broker_options
+@metrics_options
 def execute_command(
     symbol: str,
     side: str,
@@ -173,6 +175,8 @@ def execute_command(
     as_json: bool,
     verbose: int,
     log_json: bool,
+    metrics_port: int | None,
+    metrics_linger: float,
 ) -> None:
     """Execute one trade and report the broker's truth about it.
 
@@ -187,26 +191,27 @@ def execute_command(
         fill_detection=FillDetectionConfig(timeout_seconds=timeout),
         journal_path=_journal_path(client, journal_path, no_journal),
     )
-    try:
-        executor = _open_executor(client, config)
-        result = executor.execute_trade(
-            symbol,
-            side,
-            qty,
-            order_type="limit" if limit_price is not None else "market",
-            limit_price=limit_price,
-            time_in_force=time_in_force,
-            client_order_id=client_order_id,
-        )
-    except InvalidInputError as err:
-        raise click.BadParameter(str(err), param_hint=err.field) from None
-    finally:
-        if "executor" in locals():
-            executor.close()
-    if as_json:
-        click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
-    else:
-        _print_rows(f"{side} {qty} {symbol.upper()}", trade_rows(result))
+    with metrics_session(metrics_port, metrics_linger) as observer:
+        try:
+            executor = _open_executor(client, config, observer)
+            result = executor.execute_trade(
+                symbol,
+                side,
+                qty,
+                order_type="limit" if limit_price is not None else "market",
+                limit_price=limit_price,
+                time_in_force=time_in_force,
+                client_order_id=client_order_id,
+            )
+        except InvalidInputError as err:
+            raise click.BadParameter(str(err), param_hint=err.field) from None
+        finally:
+            if "executor" in locals():
+                executor.close()
+        if as_json:
+            click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
+        else:
+            _print_rows(f"{side} {qty} {symbol.upper()}", trade_rows(result))
     sys.exit(int(exit_code_for_trade(result)))
 
 
@@ -220,6 +225,7 @@ def execute_command(
 )
 @_journal_options
 @_broker_options
+@metrics_options
 def watch_command(
     order_id: str,
     timeout: float,
@@ -231,6 +237,8 @@ def watch_command(
     as_json: bool,
     verbose: int,
     log_json: bool,
+    metrics_port: int | None,
+    metrics_linger: float,
 ) -> None:
     """Watch an existing order until it fills, ends or the timeout passes (no cancel by default).
 
@@ -252,16 +260,18 @@ def watch_command(
         not_found_grace_seconds=min(1.0, timeout),
     )
     path = _journal_path(client, journal_path, no_journal)
-    try:
-        result = FillDetectionEngine(client, config).monitor_order_fill(order_id)
-    except InvalidInputError as err:
-        raise click.BadParameter(str(err), param_hint=err.field) from None
-    if path is not None and path.exists():
-        _journal_watched(client, path, result)
-    if as_json:
-        click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
-    else:
-        _print_rows(f"order {order_id}", fill_rows(result))
+    with metrics_session(metrics_port, metrics_linger) as observer:
+        try:
+            engine = FillDetectionEngine(client, config, observer=observer)
+            result = engine.monitor_order_fill(order_id)
+        except InvalidInputError as err:
+            raise click.BadParameter(str(err), param_hint=err.field) from None
+        if path is not None and path.exists():
+            _journal_watched(client, path, result)
+        if as_json:
+            click.echo(json.dumps(result.to_log_dict(), indent=2, default=str))
+        else:
+            _print_rows(f"order {order_id}", fill_rows(result))
     sys.exit(int(exit_code_for_fill(result)))
 
 

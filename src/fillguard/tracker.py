@@ -100,6 +100,7 @@ class OrderTracker:
         self.sweeps = 0
         self.reads_by_id = 0
         self.gaps = 0
+        self.gaps_repaired = 0
         self.events = 0
         self.stream: Any = None
         self._stream_lock = threading.Lock()
@@ -469,6 +470,7 @@ class OrderTracker:
                 if reqs:
                     self._read_by_id(oid, reqs)  # not in the sweep: ask for it by id
             if gap:
+                self.gaps_repaired += 1
                 self.observer.stream_gap_repaired()
 
         self.driver.run_io(call, done)

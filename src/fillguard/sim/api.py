@@ -108,6 +108,10 @@ class SimApi:
         self._duplicate_variant = False
         self._duplicate_as_funds = False
         self.requests_total = 0
+        #: Requests answered 429 because the rate-limit window was spent (the real limit),
+        #: and 429s the ``rate_limit_burst`` fault injected (another user of the account).
+        self.rate_limited_total = 0
+        self.burst_429s_total = 0
         self.trickles = TrickleStats()
         # Built once: the route table is on every request's path.
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., ApiResponse]]] = [
@@ -261,6 +265,7 @@ class SimApi:
             else:
                 self._burst_left = faults.rate_limit_burst_length - 1
             limited = json_response(429, {"code": 42910000, "message": "rate limit exceeded"})
+            self.burst_429s_total += 1
             return (), replace(limited, fault_name="rate_limit_burst")
         if self.rate_limit is None:
             return (), None
@@ -281,6 +286,7 @@ class SimApi:
             ("x-ratelimit-reset", str(reset_epoch)),
         )
         if self._window_count > self.rate_limit:
+            self.rate_limited_total += 1
             return headers, json_response(
                 429, {"code": 42910000, "message": "rate limit exceeded"}, headers
             )

@@ -134,6 +134,12 @@ class FaultProfile:
     # Per order: another client of the account replaces a resting limit order at the price.
     external_replace_rate: float = 0.0
     external_replace_after_seconds: float = 0.5
+    # Per order: when the order routes, another client of the account buys
+    # outside_trade_qty of its symbol at market, so the account's position is no longer what
+    # the client's own fills explain (a position mismatch for its book). Ledger: the outside
+    # order's post has "source": "outside".
+    outside_trade_rate: float = 0.0
+    outside_trade_qty: int = 1
     # How timestamps are written in REST bodies and stream events: micro, nanos, offset, mixed.
     timestamp_style: str = "micro"
     # --- trade_updates stream, per event -----------------------------------------------
@@ -161,7 +167,7 @@ class FaultProfile:
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
-        for name in ("rate_limit_burst_length", "max_partial_fills"):
+        for name in ("rate_limit_burst_length", "max_partial_fills", "outside_trade_qty"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -182,6 +188,8 @@ class FaultProfile:
             )
         if self.rate_limit_burst_length < 1:
             raise ValueError("rate_limit_burst_length must be >= 1")
+        if self.outside_trade_qty < 1:
+            raise ValueError("outside_trade_qty must be >= 1")
         if self.max_partial_fills < 2:
             raise ValueError("max_partial_fills must be >= 2")
         bad = [m for m in self.lost_submit_modes if m not in _LOST_MODES]

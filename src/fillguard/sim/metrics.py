@@ -14,6 +14,9 @@ Series (all counters except ``fillguard_sim_stream_connections_open``):
   REST; ``stream_drop``, ``stream_duplicate``, ``stream_delay``, ``stream_disconnect``);
 * ``fillguard_sim_orders_submitted_total``: orders the broker accepted (a 200 to
   ``POST /v2/orders``, or applied with its response lost);
+* ``fillguard_sim_rate_limited_total{cause}``: REST requests answered 429, ``window`` when the
+  rate-limit window was spent (the limit fillguard must never hit on its own), ``burst`` when
+  the ``rate_limit_burst`` fault injected it (another user of the account);
 * ``fillguard_sim_stream_connections_total`` and ``fillguard_sim_stream_connections_open``;
 * ``fillguard_sim_handler_errors_total``: requests the simulator answered 500 because of a bug.
 """
@@ -75,6 +78,7 @@ class SimMetrics:
         self._requests: dict[tuple[str, str], int] = {}
         self._faults: dict[str, int] = {}
         self._orders_submitted = 0
+        self._rate_limited = {"window": 0, "burst": 0}
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
 
@@ -94,6 +98,22 @@ class SimMetrics:
                 self._faults[name] = self._faults.get(name, 0) + 1
             if submitted:
                 self._orders_submitted += 1
+            if answer.status == 429 and endpoint != _SIM_CONTROL:
+                self._rate_limited["burst" if knob == "rate_limit_burst" else "window"] += 1
+
+    def requests_by_endpoint(self) -> dict[str, int]:
+        """REST requests answered so far, by endpoint (ground-truth calls left out)."""
+        out: dict[str, int] = {}
+        with self._lock:
+            for (endpoint, _status), count in self._requests.items():
+                if endpoint != _SIM_CONTROL:
+                    out[endpoint] = out.get(endpoint, 0) + count
+        return out
+
+    def rate_limited(self) -> dict[str, int]:
+        """REST requests answered 429 so far, by cause (``window``, ``burst``)."""
+        with self._lock:
+            return dict(self._rate_limited)
 
     # ------------------------------------------------------------------ exposition
     def describe(self) -> Iterator[Metric]:
@@ -117,6 +137,11 @@ class SimMetrics:
             "fillguard_sim_orders_submitted",
             "Orders the broker accepted (answered 200, or applied with the response lost).",
         )
+        limited = CounterMetricFamily(
+            "fillguard_sim_rate_limited",
+            "REST requests answered 429: window (the limit was spent) or burst (a fault).",
+            labels=["cause"],
+        )
         connections = CounterMetricFamily(
             "fillguard_sim_stream_connections", "trade_updates websocket connections accepted."
         )
@@ -132,6 +157,7 @@ class SimMetrics:
                 request_counts = sorted(self._requests.items())
                 fault_counts = dict(self._faults)
                 submitted = self._orders_submitted
+                limited_counts = dict(self._rate_limited)
             stats = list(self._stream_stats())
             for (endpoint, status), count in request_counts:
                 requests.add_metric([endpoint, status], count)
@@ -142,12 +168,14 @@ class SimMetrics:
             for knob, count in sorted(fault_counts.items()):
                 faults.add_metric([knob], count)
             orders.add_metric([], submitted)
+            for cause, count in sorted(limited_counts.items()):
+                limited.add_metric([cause], count)
             connections.add_metric([], len(stats))
             open_connections.add_metric(
                 [], sum(1 for s in stats if not getattr(s, "closed", False))
             )
             errors.add_metric([], self._handler_errors())
-        yield from (requests, faults, orders, connections, open_connections, errors)
+        yield from (requests, faults, orders, limited, connections, open_connections, errors)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every series."""

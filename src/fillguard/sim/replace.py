@@ -48,6 +48,9 @@ class Replacing(Lifecycle):
         elif action.kind == "external_replace":
             if order is not None:
                 self._external_replace(order, action.due)
+        elif action.kind == "outside_trade":
+            if order is not None:
+                self._outside_trade(order, action.due)
         else:
             super()._run(action)
 
@@ -128,6 +131,41 @@ class Replacing(Lifecycle):
         self._schedule(
             t + self.config.route_latency.sample(self.rng.stream(stream)), "route", new.id
         )
+
+    def _route(self, order: SimOrder, t: float) -> None:
+        super()._route(order, t)
+        if (
+            isinstance(self._order_no.get(order.id), int)  # the client's orders only
+            and order.status != "rejected"
+            and self.hits(order, "outside_trade", self.faults.outside_trade_rate)
+        ):
+            self._schedule(t, "outside_trade", order.id)
+
+    def _outside_trade(self, order: SimOrder, t: float) -> None:
+        """Another client of the account buys a little of ``order``'s symbol at market."""
+        coid = self._mint_client_order_id(self._external_coids)
+        qty = Decimal(self.faults.outside_trade_qty)
+        req = OrderRequest(
+            symbol=order.symbol,
+            side="buy",
+            type="market",
+            time_in_force="day",
+            qty=qty,
+            limit_price=None,
+            client_order_id=coid,
+            extended_hours=False,
+        )
+        body = {"symbol": order.symbol, "side": "buy", "type": "market", "qty": wire.num(qty)}
+        record = {"t": t, "received_at": wire.ts(self._wall(t)), "body": body, "source": "outside"}
+        try:
+            self._check_funds(req)
+        except SimError as err:
+            self.posts.setdefault(coid, []).append({**record, "outcome": f"refused:{err.status}"})
+            return
+        self.posts.setdefault(coid, []).append({**record, "outcome": "accepted"})
+        new = self._new_order(req, coid, t, external=True)
+        latency = self.config.route_latency.sample(self.rng.stream("external_route"))
+        self._schedule(t + latency, "route", new.id)
 
     def _external_replace(self, order: SimOrder, t: float) -> None:
         """Another client of the account moves a resting limit to the price (it fills soon)."""
