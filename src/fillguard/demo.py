@@ -17,14 +17,16 @@ with different counts; every run must still agree with its own ledger.
 from __future__ import annotations
 
 import random
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from fillguard.config import FillDetectionConfig, OrderConfig
@@ -66,6 +68,8 @@ class DemoOptions:
     #: After the drain, wait out the position lag window and check every symbol's position
     #: once more (a difference then is a mismatch, and the book is synced to the broker).
     final_position_check: bool = False
+    #: Write the executor's journal in the run directory (a temporary one, removed at the end).
+    journal: bool = True
 
     @property
     def limit(self) -> int | None:
@@ -134,6 +138,11 @@ class DemoReport:
     outside_orders: int = 0
     #: Verdicts of the final position checks (``final_position_check``).
     final_checks: Counter[str] = field(default_factory=Counter)
+    #: Trades the journal holds, those it still holds unfinished, and orders at the broker
+    #: (ours) whose client order id it lacks (must be 0).
+    journal_trades: int = 0
+    journal_unfinished: int = 0
+    journal_missing: int = 0
 
     def count(self, verdict: str) -> int:
         """How many trades got ``verdict``."""
@@ -151,6 +160,7 @@ class DemoReport:
             and self.duplicates == 0
             and self.stray_orders == 0
             and not self.book_differences
+            and self.journal_missing == 0
         )
 
     @property
@@ -227,12 +237,17 @@ def run_demo(
 
     report = DemoReport(options)
     started = time.monotonic()
-    with run_simulator(
-        port=0, faults=options.faults, seed=options.seed, rate_limit=options.limit
-    ) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="fillguard-demo-") as run_dir,
+        run_simulator(
+            port=0, faults=options.faults, seed=options.seed, rate_limit=options.limit
+        ) as sim,
+    ):
         report.base_url = sim.base_url
         client = sim.trading_client()
         config = _demo_config(options)
+        if options.journal:
+            config = replace(config, journal_path=Path(run_dir) / "journal.sqlite3")
         executor = SmartOrderExecutor(client, config, observer=observer)
         trades = plan_trades(options)
         results: dict[str, tuple[TradeResult, float]] = {}
@@ -271,6 +286,7 @@ def run_demo(
         _stream_figures(executor, stream, report)
         ledger = sim.ledger()
         check_against_ledger(report, [results[c] for c in order], ledger)
+        _journal_figures(executor, report, ledger)
         for symbol in by_symbol:
             expected = executor.expected_position(symbol)
             broker = to_decimal(ledger["positions"].get(symbol, {}).get("qty")) or Decimal(0)
@@ -284,8 +300,24 @@ def run_demo(
         # Close the account's stream while the simulator still runs (no reconnects to a
         # stopped server); the tracker opens it again for any later monitor.
         executor.engine.tracker.release_stream()
+        executor.close()
     report.elapsed_seconds = time.monotonic() - started
     return report
+
+
+def _journal_figures(executor: SmartOrderExecutor, report: DemoReport, ledger: Any) -> None:
+    journal = executor.journal
+    if journal is None:
+        return
+    ids = {t.client_order_id for t in journal.trades()}
+    report.journal_trades = len(ids)
+    report.journal_unfinished = len(journal.unfinished())
+    ours = [
+        row["order"]["client_order_id"]
+        for row in ledger["orders"]
+        if all(p.get("source") != "outside" for p in row.get("posts", []))
+    ]
+    report.journal_missing = sum(1 for coid in ours if coid not in ids)
 
 
 def _stream_figures(executor: SmartOrderExecutor, stream: Any, report: DemoReport) -> None:

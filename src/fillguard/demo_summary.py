@@ -192,6 +192,13 @@ def render_report(report: DemoReport, console: Any) -> None:
     truth.add_row("orders at the broker we never asked for (must be 0)", str(report.stray_orders))
     if report.outside_orders:
         truth.add_row("orders another client placed (outside_trade)", str(report.outside_orders))
+    if report.options.journal:
+        missing = report.journal_missing
+        truth.add_row(
+            "journal: trades recorded / unfinished / our orders it lacks (must be 0)",
+            f"{report.journal_trades} / {report.journal_unfinished} / "
+            + (f"[red]{missing}[/red]" if missing else "0"),
+        )
     truth.add_row("fill detection latency p50", format_ms(percentile(report.latencies, 50)))
     truth.add_row("fill detection latency p99", format_ms(percentile(report.latencies, 99)))
     truth.add_row("retries (total)", str(report.retries))
