@@ -317,10 +317,10 @@ def clock_json(now: datetime, *, always_open: bool = False) -> dict[str, Any]:
     values = clock_at(now, always_open=always_open)
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, datetime):
-            local = value.astimezone(_NEW_YORK)
-            fine = local.microsecond != 0
-            out[key] = ts_styled(local, "offset") if fine else local.isoformat(timespec="seconds")
+        if key == "timestamp" and isinstance(value, datetime):
+            out[key] = ts_styled(value, "offset")  # ...T10:15:30.123456789-04:00
+        elif isinstance(value, datetime):
+            out[key] = value.astimezone(_NEW_YORK).isoformat(timespec="seconds")
         else:
             out[key] = value
     return out
