@@ -22,7 +22,9 @@ from fillguard.sim.state import Action, OrderRequest, SimError
 __all__ = ["Sessions"]
 
 _OPG_CUTOFF, _CLS_CUTOFF, _AUCTIONS_REOPEN = time(9, 28), time(15, 50), time(19, 0)
-_AUCTION_LEAD_SECONDS = 0.001  # the closing auction runs just before the close
+# The closing auction starts a second before the close, so its fills (after the fill latency)
+# print before it.
+_AUCTION_LEAD_SECONDS = 1.0
 _AUCTION_EXPIRY_SECONDS = 1.0  # what the closing auction left unfilled expires after it
 
 
@@ -38,8 +40,10 @@ class Sessions(Lifecycle):
 
     def _t_at(self, wall: datetime) -> float | None:
         """Broker time of wall instant ``wall`` (None when the wall clock stands still)."""
-        if getattr(self.clock, "rate", 1.0) == 0:
-            return None
+        mono_at = getattr(self.clock, "mono_at", None)
+        if mono_at is not None:  # a scaled clock: exact, and None when it stands still
+            mono: float | None = mono_at(wall)
+            return None if mono is None else mono - self._mono0
         return self.t() + (wall - self.clock.now()).total_seconds()
 
     def _tradable(self, order: SimOrder, t: float) -> bool:

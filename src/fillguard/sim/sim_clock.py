@@ -84,8 +84,19 @@ class ScaledClock:
 
     def now(self) -> datetime:
         """Wall time: the start plus scaled elapsed time (the start itself when frozen)."""
-        elapsed = time.monotonic() - self._real0
-        return self._wall0 + timedelta(seconds=elapsed * self.rate)
+        return self.wall_at(self.monotonic())
+
+    def wall_at(self, mono: float) -> datetime:
+        """The wall time at monotonic time ``mono`` (exact: one function of the other)."""
+        if self.rate == 0:
+            return self._wall0
+        return self._wall0 + timedelta(seconds=mono - self._real0)
+
+    def mono_at(self, wall: datetime) -> float | None:
+        """The monotonic time at wall time ``wall`` (None when the wall clock stands still)."""
+        if self.rate == 0:
+            return None
+        return self._real0 + (wall - self._wall0).total_seconds()
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of this clock."""

@@ -332,6 +332,10 @@ class BrokerState:
     def _wall(self, t: float) -> datetime:
         # Wall time of broker time t (actions run "late" when advanced lazily; stamp them
         # with when they were due, so timestamps are reproducible under a fake clock).
+        wall_at = getattr(self.clock, "wall_at", None)
+        if wall_at is not None:  # a scaled clock: wall time is a function of monotonic time
+            when: datetime = wall_at(self._mono0 + t)
+            return when
         return self.clock.now() - timedelta(seconds=self.t() - t)
 
     def _event_style(self) -> str:
