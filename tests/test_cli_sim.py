@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from alpaca.trading.client import TradingClient
@@ -156,7 +156,7 @@ def test_sim_clock_and_symbols_options(run_cli: list[Sim]) -> None:
     text = sim.read_until("Ctrl-C")
     base_url, _ = urls(text)
     assert "clock   fixed:2026-03-07T12:00:00-05:00" in text
-    client = TradingClient(DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, url_override=base_url)
+    client: Any = TradingClient(DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, url_override=base_url)
     assert client.get_clock().is_open is False  # a Saturday, frozen
     assert {a.symbol for a in client.get_all_assets()} == {"AAPL", "BTC/USD"}
     bad = CliRunner().invoke(main, ["sim", "--port", "0", "--clock", "sometimes"])

@@ -63,7 +63,9 @@ def order_bodies(draw: st.DrawFn) -> dict[str, Any]:
         up, down = ("take_profit", "stop_loss") if side == "buy" else ("stop_loss", "take_profit")
         base = {"AAPL": 100, "MSFT": 50}[body["symbol"]]
         body[up] = (
-            {"limit_price": str(base + 20)} if up == "take_profit" else {"stop_price": str(base + 20)}
+            {"limit_price": str(base + 20)}
+            if up == "take_profit"
+            else {"stop_price": str(base + 20)}
         )
         body[down] = (
             {"limit_price": str(base - 20)}

@@ -51,9 +51,7 @@ def _wait_status(client: Any, order_id: Any, status: str, timeout: float = 5.0) 
 
 
 def _events(sim: SimServer, order_id: Any) -> list[str]:
-    return [
-        m["data"]["event"] for m in sim.events() if m["data"]["order"]["id"] == str(order_id)
-    ]
+    return [m["data"]["event"] for m in sim.events() if m["data"]["order"]["id"] == str(order_id)]
 
 
 def _buy_shares(sim: SimServer, client: Any, qty: int) -> None:

@@ -75,7 +75,9 @@ def test_increments_and_asset_rules_are_enforced() -> None:
         (dict(symbol="GME", qty="0.5"), 422, "not fractionable"),
         (dict(symbol="BTC/USD", qty="0.00001", time_in_force="gtc"), 422, ">= 0.0001"),
         (
-            dict(symbol="BTC/USD", qty="1", type="limit", limit_price="1000.5", time_in_force="gtc"),
+            dict(
+                symbol="BTC/USD", qty="1", type="limit", limit_price="1000.5", time_in_force="gtc"
+            ),
             422,
             "price increment",
         ),
@@ -186,9 +188,7 @@ def test_stream_accepts_the_legacy_trailing_slash_and_delivers_events() -> None:
         async def listen() -> list[dict[str, Any]]:
             async with websockets.connect(sim.stream_url + "/") as ws:
                 await ws.send(
-                    json.dumps(
-                        {"action": "auth", "key": sim.key_id, "secret": sim.secret_key}
-                    )
+                    json.dumps({"action": "auth", "key": sim.key_id, "secret": sim.secret_key})
                 )
                 auth = json.loads(await ws.recv())
                 assert auth["data"]["status"] == "authorized"
@@ -203,7 +203,7 @@ def test_stream_accepts_the_legacy_trailing_slash_and_delivers_events() -> None:
                         symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force="day"
                     ),
                 )
-                events = []
+                events: list[dict[str, Any]] = []
                 while not events or events[-1]["data"]["event"] != "fill":
                     events.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
                 return events

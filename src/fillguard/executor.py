@@ -172,13 +172,15 @@ class SmartOrderExecutor:
         self,
         symbol: str,
         side: Any,
-        qty: Any,
+        qty: Any = None,
         *,
         order_type: Any = "market",
         limit_price: Any = None,
         time_in_force: Any = "day",
         expected_price: Any = None,
         client_order_id: str | None = None,
+        stop_price: Any = None,
+        notional: Any = None,
     ) -> TradeResult:
         """Submit one order, wait for the broker's final word, check the position.
 
@@ -196,6 +198,8 @@ class SmartOrderExecutor:
             time_in_force,
             expected_price,
             client_order_id,
+            stop_price=stop_price,
+            notional=notional,
         )
         with log_context(client_order_id=intent.client_order_id):
             trade = _Trade(intent, self.clock.monotonic())
@@ -209,13 +213,15 @@ class SmartOrderExecutor:
         self,
         symbol: str,
         side: Any,
-        qty: Any,
+        qty: Any = None,
         *,
         order_type: Any = "market",
         limit_price: Any = None,
         time_in_force: Any = "day",
         expected_price: Any = None,
         client_order_id: str | None = None,
+        stop_price: Any = None,
+        notional: Any = None,
     ) -> TradeResult:
         """:meth:`execute_trade` for asyncio bots, with the same guarantees.
 
@@ -235,6 +241,8 @@ class SmartOrderExecutor:
             time_in_force,
             expected_price,
             client_order_id,
+            stop_price=stop_price,
+            notional=notional,
         )
         trade = _Trade(intent, self.clock.monotonic())
         with log_context(client_order_id=intent.client_order_id):
@@ -262,6 +270,9 @@ class SmartOrderExecutor:
         time_in_force: Any,
         expected_price: Any,
         client_order_id: Any,
+        *,
+        stop_price: Any = None,
+        notional: Any = None,
     ) -> OrderIntent:
         return validate_intent(
             symbol,
@@ -274,6 +285,8 @@ class SmartOrderExecutor:
             client_order_id=client_order_id,
             id_factory=self._id_factory,
             created_at=self.clock.now(),
+            stop_price=stop_price,
+            notional=notional,
         )
 
     def resolve_unknown(self, symbol: str | None = None) -> list[TradeResult]:
