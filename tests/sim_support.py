@@ -231,13 +231,14 @@ def check_event_stream(broker: Broker) -> None:
     for order_id, evs in per_order.items():
         order = broker.orders[order_id]
         status = "accepted"
+        later = evs[1:]
         if order.parent_id is not None and evs[0].event != "accepted":
             status = "held"  # a bracket or oto leg: no event until it goes live or is canceled
-            evs = [evs[0], *evs]
+            later = evs
         else:
             assert evs[0].event == "accepted"
             assert evs[0].order["status"] == "accepted"
-        for ev in evs[1:]:
+        for ev in later:
             assert status not in TERMINAL, f"{ev.event} after terminal {status} on {order_id}"
             new = ev.order["status"]
             if ev.event == "fill":

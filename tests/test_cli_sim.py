@@ -150,9 +150,7 @@ def test_sim_refuses_a_busy_port_and_documents_every_option() -> None:
 
 
 def test_sim_clock_and_symbols_options(run_cli: list[Sim]) -> None:
-    sim = start(
-        run_cli, "--clock", "fixed:2026-03-07T12:00:00-05:00", "--symbols", "AAPL,BTC/USD"
-    )
+    sim = start(run_cli, "--clock", "fixed:2026-03-07T12:00:00-05:00", "--symbols", "AAPL,BTC/USD")
     text = sim.read_until("Ctrl-C")
     base_url, _ = urls(text)
     assert "clock   fixed:2026-03-07T12:00:00-05:00" in text
@@ -160,6 +158,8 @@ def test_sim_clock_and_symbols_options(run_cli: list[Sim]) -> None:
     assert client.get_clock().is_open is False  # a Saturday, frozen
     assert {a.symbol for a in client.get_all_assets()} == {"AAPL", "BTC/USD"}
     bad = CliRunner().invoke(main, ["sim", "--port", "0", "--clock", "sometimes"])
-    assert bad.exit_code == 2 and "unknown clock" in bad.output
+    assert bad.exit_code == 2
+    assert "unknown clock" in bad.output
     help_text = CliRunner().invoke(main, ["sim", "--help"]).output
-    assert "--clock" in help_text and "--symbols" in help_text
+    assert "--clock" in help_text
+    assert "--symbols" in help_text

@@ -59,7 +59,8 @@ def test_validation_of_stop_and_notional_before_any_request() -> None:
             validate_intent("AAPL", "buy", qty, **kwargs)
         assert err.value.field == field, (kwargs, err.value)
     intent = validate_intent("AAPL", "buy", None, notional="250.50")
-    assert intent.wire_body()["notional"] == "250.5" and "qty" not in intent.wire_body()
+    assert intent.wire_body()["notional"] == "250.5"
+    assert "qty" not in intent.wire_body()
     stop = validate_intent("AAPL", "sell", 2, order_type="stop_limit", stop_price=9, limit_price=8)
     assert (stop.wire_body()["stop_price"], stop.wire_body()["limit_price"]) == ("9", "8")
 
@@ -71,7 +72,8 @@ def test_a_stop_order_through_the_executor(sim: SimServer) -> None:
     assert result.status is FillStatus.FILLED, result
     assert result.filled_qty == 2
     order = sim.broker.orders[str(result.order_id)]
-    assert order.type == "stop" and order.stop_price == 99
+    assert order.type == "stop"
+    assert order.stop_price == 99
     assert executor.expected_position("AAPL") == 2
 
 
@@ -80,7 +82,8 @@ def test_a_notional_order_books_the_filled_quantity(sim: SimServer) -> None:
     result = executor.execute_trade("AAPL", "buy", notional=Decimal("250"))
     assert result.status is FillStatus.FILLED, result
     truth = sim.broker.orders[str(result.order_id)]
-    assert truth.notional == 250 and result.filled_qty == truth.filled_qty
+    assert truth.notional == 250
+    assert result.filled_qty == truth.filled_qty
     assert result.filled_qty != result.filled_qty.to_integral_value()
     assert executor.expected_position("AAPL") == truth.filled_qty
     assert sim.broker.positions["AAPL"].qty == truth.filled_qty

@@ -114,7 +114,12 @@ BAD_ORDERS: list[tuple[str, bytes | dict[str, Any], int, str]] = [
     ("bad symbol", order_body(symbol="NOT A SYMBOL"), 40010001, "could not find us_equity"),
     ("symbol newline", order_body(symbol="AAPL\n"), 40010001, "could not find us_equity"),
     ("symbol number", order_body(symbol=5), 40010001, "symbol is required"),
-    ("notional limit", order_body(qty=None, notional="100", type="limit", limit_price="5"), 40010001, "notional"),
+    (
+        "notional limit",
+        order_body(qty=None, notional="100", type="limit", limit_price="5"),
+        40010001,
+        "notional",
+    ),
     ("qty and notional", order_body(notional="100"), 40010001, "only one of qty or notional"),
     ("bracket", order_body(order_class="bracket"), 40010001, "take_profit.limit_price"),
     ("coid too long", order_body(client_order_id="x" * 129), 40010001, "client_order_id"),

@@ -69,7 +69,8 @@ def test_stop_order_waits_for_its_stop_then_fills_as_market(sim: SimServer) -> N
             symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force="gtc", stop_price=95
         )
     )
-    assert order.type.value == "stop" and Decimal(str(order.stop_price)) == 95
+    assert order.type.value == "stop"
+    assert Decimal(str(order.stop_price)) == 95
     live = _wait_status(client, order.id, "new")
     assert live.position_intent.value == "sell_to_close"
     sim.broker.set_price("AAPL", Decimal("96"))  # not yet
@@ -137,12 +138,14 @@ def test_notional_market_order_takes_a_fractional_qty_at_the_fill(sim: SimServer
     order = client.submit_order(
         MarketOrderRequest(symbol="MSFT", notional=1000, side=OrderSide.BUY, time_in_force="day")
     )
-    assert order["notional"] == "1000" and order["qty"] is None
+    assert order["notional"] == "1000"
+    assert order["qty"] is None
     filled = wait_for(
         lambda: (o := client.get_order_by_id(order["id"]))["status"] == "filled" and o, 5
     )
     qty, price = Decimal(filled["filled_qty"]), Decimal(filled["filled_avg_price"])
-    assert qty == Decimal(filled["qty"]) and qty != qty.to_integral_value()
+    assert qty == Decimal(filled["qty"])
+    assert qty != qty.to_integral_value()
     assert Decimal(999) < qty * price <= Decimal(1000)
     assert Decimal(client.get_open_position("MSFT")["qty"]) == qty
     check_ledger(sim.broker)
@@ -164,7 +167,8 @@ def test_bracket_legs_are_held_until_the_entry_fills_then_one_cancels_the_other(
         )
     )
     assert order.order_class is OrderClass.BRACKET
-    assert order.legs is not None and len(order.legs) == 2
+    assert order.legs is not None
+    assert len(order.legs) == 2
     assert {leg.status for leg in order.legs} == {OrderStatus.HELD}
     take_profit, stop_loss = order.legs
     assert (take_profit.type.value, stop_loss.type.value) == ("limit", "stop")
@@ -173,7 +177,8 @@ def test_bracket_legs_are_held_until_the_entry_fills_then_one_cancels_the_other(
     _wait_status(client, take_profit.id, "new")
     assert _status(client, stop_loss.id) == "new"
     nested = client.get_order_by_id(order.id, GetOrderByIdRequest(nested=True))
-    assert nested.legs is not None and {leg.status for leg in nested.legs} == {OrderStatus.NEW}
+    assert nested.legs is not None
+    assert {leg.status for leg in nested.legs} == {OrderStatus.NEW}
     listed = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, nested=True))
     assert [o.id for o in listed] == [order.id]
     flat = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
@@ -203,7 +208,8 @@ def test_bracket_entry_canceled_cancels_its_held_legs(sim: SimServer) -> None:
             stop_loss=StopLossRequest(stop_price=85, limit_price=84),
         )
     )
-    assert order.legs is not None and order.legs[1].type.value == "stop_limit"
+    assert order.legs is not None
+    assert order.legs[1].type.value == "stop_limit"
     _wait_status(client, order.id, "new")
     client.cancel_order_by_id(order.id)
     _wait_status(client, order.id, "canceled")
@@ -245,7 +251,8 @@ def test_oco_exits_are_live_at_once_and_one_cancels_the_other(sim: SimServer) ->
             stop_loss=StopLossRequest(stop_price=95),
         )
     )
-    assert order.legs is not None and len(order.legs) == 1
+    assert order.legs is not None
+    assert len(order.legs) == 1
     stop_leg = order.legs[0]
     _wait_status(client, order.id, "new")
     _wait_status(client, stop_leg.id, "new")
@@ -268,7 +275,8 @@ def test_oto_activates_its_one_leg_when_the_entry_fills(sim: SimServer) -> None:
             stop_loss=StopLossRequest(stop_price=90),
         )
     )
-    assert order.legs is not None and len(order.legs) == 1
+    assert order.legs is not None
+    assert len(order.legs) == 1
     leg = order.legs[0]
     _wait_status(client, order.id, "filled")
     _wait_status(client, leg.id, "new")

@@ -45,14 +45,20 @@ def test_assets_list_and_lookup() -> None:
     rows = sim.handle("GET", "/v2/assets").json()
     assert {"AAPL", "MSFT", "XYZ", "BTC/USD"} <= {r["symbol"] for r in rows}
     crypto = sim.handle("GET", "/v2/assets", query={"asset_class": "crypto"}).json()
-    assert crypto and all(r["class"] == "crypto" for r in crypto)
+    assert crypto
+    assert all(r["class"] == "crypto" for r in crypto)
     btc = sim.client.get_asset("BTCUSD")
-    assert btc.symbol == "BTC/USD" and btc.min_order_size == 0.0001 and not btc.shortable
+    assert btc.symbol == "BTC/USD"
+    assert btc.min_order_size == 0.0001
+    assert not btc.shortable
     aapl = sim.client.get_asset("AAPL")
-    assert aapl.fractionable and aapl.easy_to_borrow and aapl.exchange.value == "NASDAQ"
+    assert aapl.fractionable
+    assert aapl.easy_to_borrow
+    assert aapl.exchange.value == "NASDAQ"
     assert sim.handle("GET", "/v2/assets/BTC%2FUSD").json()["symbol"] == "BTC/USD"
     missing = sim.handle("GET", "/v2/assets/ZZZZ")
-    assert missing.status == 404 and missing.json() == {
+    assert missing.status == 404
+    assert missing.json() == {
         "code": 40410000,
         "message": "asset not found for ZZZZ",
     }
@@ -64,26 +70,35 @@ def test_the_universe_is_configurable() -> None:
     assert DEFAULT_UNIVERSE.find("MSFT") is not None
     sim = make_sim(config=BrokerConfig(assets=AssetUniverse.of(["AAPL"])))
     resp = sim.handle("POST", "/v2/orders", order_body(symbol="MSFT"))
-    assert resp.status == 422 and resp.json()["message"] == "could not find us_equity 'MSFT'"
-    with pytest.raises(ValueError):
+    assert resp.status == 422
+    assert resp.json()["message"] == "could not find us_equity 'MSFT'"
+    with pytest.raises(ValueError, match="at least one symbol"):
         AssetUniverse.of([])
 
 
 def test_increments_and_asset_rules_are_enforced() -> None:
     sim = _sim()
     cases = [
-        (dict(symbol="GME", qty="0.5"), 422, "not fractionable"),
-        (dict(symbol="BTC/USD", qty="0.00001", time_in_force="gtc"), 422, ">= 0.0001"),
+        ({"symbol": "GME", "qty": "0.5"}, 422, "not fractionable"),
+        ({"symbol": "BTC/USD", "qty": "0.00001", "time_in_force": "gtc"}, 422, ">= 0.0001"),
         (
-            dict(
-                symbol="BTC/USD", qty="1", type="limit", limit_price="1000.5", time_in_force="gtc"
-            ),
+            {
+                "symbol": "BTC/USD",
+                "qty": "1",
+                "type": "limit",
+                "limit_price": "1000.5",
+                "time_in_force": "gtc",
+            },
             422,
             "price increment",
         ),
-        (dict(symbol="GME", side="sell"), 403, "not available to short"),
-        (dict(symbol="BTC/USD", side="sell", time_in_force="gtc"), 403, "insufficient balance"),
-        (dict(qty="1.5", side="sell"), 403, "fractional orders cannot be sold short"),
+        ({"symbol": "GME", "side": "sell"}, 403, "not available to short"),
+        (
+            {"symbol": "BTC/USD", "side": "sell", "time_in_force": "gtc"},
+            403,
+            "insufficient balance",
+        ),
+        ({"qty": "1.5", "side": "sell"}, 403, "fractional orders cannot be sold short"),
     ]
     for fields, status, message in cases:
         resp = sim.handle("POST", "/v2/orders", order_body(**fields))
@@ -100,7 +115,8 @@ def test_qty_available_counts_shares_held_by_open_sells_and_intent_labels_shorts
     position = sim.client.get_open_position("AAPL")
     assert (position.qty, position.qty_available) == ("10", "6")
     refused = sim.handle("POST", "/v2/orders", order_body(side="sell", qty="7"))
-    assert refused.status == 403 and refused.json()["held_for_orders"] == "4"
+    assert refused.status == 403
+    assert refused.json()["held_for_orders"] == "4"
     sim.client.cancel_order_by_id(sell["id"])
     run_until(sim, lambda: sim.broker.orders[sell["id"]].status == "canceled")
     _filled(sim, _submit(sim, side="sell", qty="10"))
@@ -160,13 +176,17 @@ def test_fill_activity_filters_and_paging() -> None:
 def test_account_configurations_get_and_patch_are_enforced() -> None:
     sim = _sim()
     config = sim.handle("GET", "/v2/account/configurations").json()
-    assert config["no_shorting"] is False and config["fractional_trading"] is True
+    assert config["no_shorting"] is False
+    assert config["fractional_trading"] is True
     changed = sim.handle("PATCH", "/v2/account/configurations", {"no_shorting": True})
-    assert changed.status == 200 and changed.json()["no_shorting"] is True
+    assert changed.status == 200
+    assert changed.json()["no_shorting"] is True
     refused = sim.handle("POST", "/v2/orders", order_body(side="sell"))
-    assert refused.status == 403 and "short" in refused.json()["message"]
+    assert refused.status == 403
+    assert "short" in refused.json()["message"]
     bad = sim.handle("PATCH", "/v2/account/configurations", {"dtbp_check": "sometimes"})
-    assert bad.status == 422 and "dtbp_check" in bad.json()["message"]
+    assert bad.status == 422
+    assert "dtbp_check" in bad.json()["message"]
     assert sim.handle("PATCH", "/v2/account/configurations", {"bogus": 1}).status == 422
     sim.handle("PATCH", "/v2/account/configurations", {"suspend_trade": True})
     assert sim.handle("POST", "/v2/orders", order_body()).status == 403
@@ -176,7 +196,8 @@ def test_unknown_routes_answer_alpaca_json_404() -> None:
     sim = _sim()
     for path in ("/v2/watchlists", "/v2/account/portfolio/history", "/v2/nothing"):
         resp = sim.handle("GET", path)
-        assert resp.status == 404 and resp.json()["code"] == 40410000, path
+        assert resp.status == 404, path
+        assert resp.json()["code"] == 40410000, path
     with pytest.raises(APIError) as err:
         sim.client.get_order_by_id("00000000-0000-4000-8000-000000000000")
     assert err.value.code == 40410000

@@ -79,9 +79,8 @@ def _in_process(start: datetime) -> tuple[FakeClock, Broker, Any]:
 def test_clock_endpoint_follows_the_session_with_alpaca_offsets() -> None:
     clock, _, client = _in_process(datetime(2026, 3, 6, 21, 15, tzinfo=UTC))  # 16:15 EST, Friday
     raw = client.get("/clock")
-    assert raw["timestamp"].endswith(ET_WINTER) and raw["timestamp"].startswith(
-        "2026-03-06T16:15:00.000"
-    )
+    assert raw["timestamp"].endswith(ET_WINTER)
+    assert raw["timestamp"].startswith("2026-03-06T16:15:00.000")
     assert raw["is_open"] is False
     # The next open is Monday, after the switch to daylight saving.
     assert raw["next_open"] == "2026-03-09T09:30:00-04:00"
@@ -89,7 +88,8 @@ def test_clock_endpoint_follows_the_session_with_alpaca_offsets() -> None:
     assert isinstance(client.get_clock(), Clock)
     clock.advance(3 * 86400 - 6 * 3600)  # Monday 10:15 EDT
     raw = client.get("/clock")
-    assert raw["is_open"] is True and raw["next_close"] == "2026-03-09T16:00:00-04:00"
+    assert raw["is_open"] is True
+    assert raw["next_close"] == "2026-03-09T16:00:00-04:00"
     assert raw["next_open"] == "2026-03-10T09:30:00-04:00"
 
 
@@ -180,7 +180,8 @@ def test_opg_and_cls_windows_and_auctions() -> None:
         client.submit_order(
             MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force="opg")
         )
-    assert err.value.status_code == 422 and "9:28am" in str(err.value)
+    assert err.value.status_code == 422
+    assert "9:28am" in str(err.value)
     clock.advance(6.5 * 3600)  # 16:00:05
     done = client.get_order_by_id(cls.id)
     assert done.status.value == "filled"
@@ -199,7 +200,8 @@ def test_crypto_trades_on_a_sunday() -> None:
     clock.advance(5)
     assert client.get_order_by_id(order.id).status.value == "filled"
     position = client.get_open_position("BTCUSD")
-    assert position.symbol == "BTCUSD" and position.asset_class.value == "crypto"
+    assert position.symbol == "BTCUSD"
+    assert position.asset_class.value == "crypto"
     with pytest.raises(APIError) as err:
         client.submit_order(
             MarketOrderRequest(symbol="BTC/USD", qty=1, side=OrderSide.BUY, time_in_force="day")
@@ -212,10 +214,11 @@ def test_clock_values_parse() -> None:
     assert parse_clock("open").market_hours is False
     assert parse_clock("real").market_hours is True
     spec = parse_clock("accelerated:60@2026-03-06T15:59:00-05:00")
-    assert spec.rate == 60 and spec.start == datetime(2026, 3, 6, 20, 59, tzinfo=UTC)
+    assert spec.rate == 60
+    assert spec.start == datetime(2026, 3, 6, 20, 59, tzinfo=UTC)
     assert parse_clock("fixed:2026-03-07T12:00:00Z").rate == 0
     for bad in ("fast", "accelerated:x", "accelerated:0", "fixed:2026-03-07T12:00:00"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="clock|accelerated|fixed"):
             parse_clock(bad)
 
 
