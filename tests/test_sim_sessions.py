@@ -218,7 +218,7 @@ def test_clock_values_parse() -> None:
     assert spec.start == datetime(2026, 3, 6, 20, 59, tzinfo=UTC)
     assert parse_clock("fixed:2026-03-07T12:00:00Z").rate == 0
     for bad in ("fast", "accelerated:x", "accelerated:0", "fixed:2026-03-07T12:00:00"):
-        with pytest.raises(ValueError, match="clock|accelerated|fixed"):
+        with pytest.raises(ValueError, match=r"clock|accelerated|fixed"):
             parse_clock(bad)
 
 
