@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from alpaca.trading.client import TradingClient
@@ -147,3 +147,19 @@ def test_sim_refuses_a_busy_port_and_documents_every_option() -> None:
     help_text = CliRunner().invoke(main, ["sim", "--help"]).output
     for option in ("--host", "--port", "--faults", "--seed", "--key", "--secret", "--rate-limit"):
         assert option in help_text
+
+
+def test_sim_clock_and_symbols_options(run_cli: list[Sim]) -> None:
+    sim = start(run_cli, "--clock", "fixed:2026-03-07T12:00:00-05:00", "--symbols", "AAPL,BTC/USD")
+    text = sim.read_until("Ctrl-C")
+    base_url, _ = urls(text)
+    assert "clock   fixed:2026-03-07T12:00:00-05:00" in text
+    client: Any = TradingClient(DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, url_override=base_url)
+    assert client.get_clock().is_open is False  # a Saturday, frozen
+    assert {a.symbol for a in client.get_all_assets()} == {"AAPL", "BTC/USD"}
+    bad = CliRunner().invoke(main, ["sim", "--port", "0", "--clock", "sometimes"])
+    assert bad.exit_code == 2
+    assert "unknown clock" in bad.output
+    help_text = CliRunner().invoke(main, ["sim", "--help"]).output
+    assert "--clock" in help_text
+    assert "--symbols" in help_text

@@ -355,3 +355,21 @@ def test_journal_writes_are_measured_by_kind() -> None:
         for kind in ("intent", "attempt", "outcome", "booking", "baseline", "final")
     }
     assert counts == dict.fromkeys(counts, 1.0)
+
+
+def test_a_notional_trade_is_journaled_and_resubmitted_as_it_was() -> None:
+    rig = make_rig()
+    journal = journal_for(rig)
+    restart(rig, journal, checkpoint=crash_at("intent_recorded"))
+    with pytest.raises(Crash):
+        rig.trade("AAPL", "buy", None, notional="250")
+    (trade,) = journal.trades()
+    assert trade.intent.notional == Decimal(250)
+    assert trade.intent.qty == 0
+    report = restart(rig, journal, auto_recover=False).recover(resubmit=True)
+    (again,) = report.resubmitted
+    assert again.client_order_id == trade.client_order_id
+    assert again.outcome is TradeOutcome.PLACED
+    (order,) = rig.orders_of(trade.client_order_id)
+    assert order.filled_qty > 0
+    assert rig.executor.expected_position("AAPL") == order.filled_qty

@@ -100,7 +100,11 @@ BAD_ORDERS: list[tuple[str, bytes | dict[str, Any], int, str]] = [
     ("unknown side", order_body(side="hold"), 40010001, "invalid side"),
     ("missing side", order_body(side=None), 40010001, "side is required"),
     ("unknown type", order_body(type="bogus"), 40010001, "invalid order type"),
-    ("stop type", order_body(type="stop"), 40010001, "not supported"),
+    ("stop without price", order_body(type="stop"), 40010001, "require a stop_price"),
+    ("trailing no trail", order_body(type="trailing_stop"), 40010001, "trail_price"),
+    ("opg out of clock", order_body(time_in_force="opg"), 42210000, "market clock"),
+    ("extended market", order_body(extended_hours=True), 42210000, "DAY limit"),
+    ("unknown symbol", order_body(symbol="ZZZZ"), 40010001, "could not find us_equity"),
     ("unknown tif", order_body(time_in_force="week"), 40010001, "invalid time_in_force"),
     ("market with limit", order_body(limit_price="100"), 40010001, "market orders require no"),
     ("market with stop", order_body(stop_price="100"), 40010001, "market orders require no"),
@@ -110,8 +114,14 @@ BAD_ORDERS: list[tuple[str, bytes | dict[str, Any], int, str]] = [
     ("bad symbol", order_body(symbol="NOT A SYMBOL"), 40010001, "could not find us_equity"),
     ("symbol newline", order_body(symbol="AAPL\n"), 40010001, "could not find us_equity"),
     ("symbol number", order_body(symbol=5), 40010001, "symbol is required"),
-    ("notional", order_body(qty=None, notional="100"), 40010001, "notional"),
-    ("bracket", order_body(order_class="bracket"), 40010001, "not supported"),
+    (
+        "notional limit",
+        order_body(qty=None, notional="100", type="limit", limit_price="5"),
+        40010001,
+        "notional",
+    ),
+    ("qty and notional", order_body(notional="100"), 40010001, "only one of qty or notional"),
+    ("bracket", order_body(order_class="bracket"), 40010001, "take_profit.limit_price"),
     ("coid too long", order_body(client_order_id="x" * 129), 40010001, "client_order_id"),
     ("coid number", order_body(client_order_id=7), 40010001, "client_order_id"),
     ("coid empty", order_body(client_order_id=""), 40010001, "client_order_id"),
@@ -233,11 +243,11 @@ def test_auth_errors_through_the_sdk(sim: Sim) -> None:
 
 
 def test_unknown_paths_are_404_and_wrong_methods_405(sim: Sim) -> None:
-    """Unknown paths get 404 (plain text, as Alpaca's router); a known path with a bad method 405."""
+    """Unknown paths get 404 with Alpaca's JSON error body; a known path with a bad method 405."""
     for path in ("/v2/nothing", "/v3/orders", "/", "/v2/orders/a/b", "/v2/account/x"):
         resp = sim.handle("GET", path)
         assert resp.status == 404, path
-        assert resp.body == b"404 page not found"
+        assert_alpaca_error(resp.status, resp.json(), 404, 40410000)
     resp = sim.handle("POST", "/v2/account")
     assert_alpaca_error(resp.status, resp.json(), 405)
     resp = sim.handle("PUT", "/v2/orders/abc", b"{}")

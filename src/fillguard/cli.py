@@ -66,6 +66,20 @@ def _resolve_keys(key: str | None, secret: str | None) -> tuple[str, str]:
     show_default=True,
     help="Requests per minute before 429 (0: off).",
 )
+@click.option(
+    "--clock",
+    "clock",
+    default="real",
+    show_default=True,
+    help="Market clock: real (New York sessions), open (never closes), accelerated:N[@ISO] "
+    "(N times faster, from now or ISO) or fixed:ISO (the wall clock stands still).",
+)
+@click.option(
+    "--symbols",
+    default=None,
+    help="Tradable symbols: AAPL,MSFT,BTC/USD or @FILE (one per line) [default: a built-in "
+    "list of common US equities and crypto pairs].",
+)
 def sim_command(
     host: str,
     port: int,
@@ -74,6 +88,8 @@ def sim_command(
     key: str | None,
     secret: str | None,
     rate_limit: int,
+    clock: str,
+    symbols: str | None,
 ) -> None:
     """Run the Alpaca-compatible paper broker simulator (REST and trade_updates) until Ctrl-C."""
     from rich.console import Console
@@ -91,15 +107,20 @@ def sim_command(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    server = SimServer(
-        host=host,
-        port=port,
-        faults=faults,
-        seed=seed,
-        key_id=key_id,
-        secret_key=secret_key,
-        rate_limit=rate_limit or None,
-    )
+    try:
+        server = SimServer(
+            host=host,
+            port=port,
+            faults=faults,
+            seed=seed,
+            key_id=key_id,
+            secret_key=secret_key,
+            rate_limit=rate_limit or None,
+            clock=clock,
+            symbols=symbols,
+        )
+    except (ValueError, OSError) as exc:
+        raise click.BadParameter(str(exc)) from None
     try:
         server.start()
     except OSError as exc:
@@ -136,6 +157,7 @@ def _print_banner(
     console.print(
         f"[bold]fillguard simulator[/bold]  faults={faults} seed={seed} rate limit={limit}"
     )
+    console.print(f"  clock   {escape(server.clock_spec.text)}")
     console.print(f"  REST    {server.base_url}")
     console.print(f"  stream  {server.stream_url}")
     console.print(f"  key id  {escape(server.key_id)}")

@@ -213,13 +213,15 @@ class SmartOrderExecutor:
         self,
         symbol: str,
         side: Any,
-        qty: Any,
+        qty: Any = None,
         *,
         order_type: Any = "market",
         limit_price: Any = None,
         time_in_force: Any = "day",
         expected_price: Any = None,
         client_order_id: str | None = None,
+        stop_price: Any = None,
+        notional: Any = None,
     ) -> TradeResult:
         """Submit one order, wait for the broker's final word, check the position.
 
@@ -237,6 +239,8 @@ class SmartOrderExecutor:
             time_in_force,
             expected_price,
             client_order_id,
+            stop_price=stop_price,
+            notional=notional,
         )
         with log_context(client_order_id=intent.client_order_id):
             trade = Trade(intent, self.clock.monotonic())
@@ -250,13 +254,15 @@ class SmartOrderExecutor:
         self,
         symbol: str,
         side: Any,
-        qty: Any,
+        qty: Any = None,
         *,
         order_type: Any = "market",
         limit_price: Any = None,
         time_in_force: Any = "day",
         expected_price: Any = None,
         client_order_id: str | None = None,
+        stop_price: Any = None,
+        notional: Any = None,
     ) -> TradeResult:
         """:meth:`execute_trade` for asyncio bots, with the same guarantees.
 
@@ -276,6 +282,8 @@ class SmartOrderExecutor:
             time_in_force,
             expected_price,
             client_order_id,
+            stop_price=stop_price,
+            notional=notional,
         )
         trade = Trade(intent, self.clock.monotonic())
         with log_context(client_order_id=intent.client_order_id):
@@ -304,6 +312,9 @@ class SmartOrderExecutor:
         time_in_force: Any,
         expected_price: Any,
         client_order_id: Any,
+        *,
+        stop_price: Any = None,
+        notional: Any = None,
     ) -> OrderIntent:
         return validate_intent(
             symbol,
@@ -316,6 +327,8 @@ class SmartOrderExecutor:
             client_order_id=client_order_id,
             id_factory=self._id_factory,
             created_at=self.clock.now(),
+            stop_price=stop_price,
+            notional=notional,
         )
 
     def resolve_unknown(self, symbol: str | None = None) -> list[TradeResult]:

@@ -36,7 +36,7 @@ IdFactory = Callable[[], str]
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
 _SIDES = ("buy", "sell")
-_TYPES = ("market", "limit")
+_TYPES = ("market", "limit", "stop", "stop_limit")
 _TIFS = ("day", "gtc", "ioc", "fok")
 _QTY_QUANTUM = Decimal("0.000000001")
 
@@ -72,12 +72,17 @@ class OrderIntent:
     limit_price: Decimal | None = None
     expected_price: Decimal | None = None
     created_at: datetime | None = None
+    stop_price: Decimal | None = None
+    # A notional market order: the dollar amount; qty is 0 here (the fill fixes it, and the
+    # book takes the filled quantity from the broker's order).
+    notional: Decimal | None = None
 
     def wire_body(self) -> dict[str, str]:
         """The POST /v2/orders body: every number an exact decimal string."""
+        size = ("notional", self.notional) if self.notional is not None else ("qty", self.qty)
         body = {
             "symbol": self.symbol,
-            "qty": _text(self.qty) or "0",
+            size[0]: _text(size[1]) or "0",
             "side": self.side,
             "type": self.order_type,
             "time_in_force": self.time_in_force,
@@ -85,6 +90,8 @@ class OrderIntent:
         }
         if self.limit_price is not None:
             body["limit_price"] = _text(self.limit_price) or "0"
+        if self.stop_price is not None:
+            body["stop_price"] = _text(self.stop_price) or "0"
         return body
 
     def compare(self, order: OrderSnapshot) -> IntentMatch:
@@ -96,16 +103,19 @@ class OrderIntent:
         wanted: tuple[tuple[str, object, object], ...] = (
             ("symbol", self.symbol, (order.symbol or "").upper() or None),
             ("side", self.side, order.side),
-            ("qty", self.qty, order.qty),
             ("order_type", self.order_type, order.order_type),
             ("time_in_force", self.time_in_force, order.time_in_force),
         )
+        if self.notional is None:  # a notional order's qty is only known once it fills
+            wanted = (*wanted, ("qty", self.qty, order.qty))
         missing = tuple(name for name, _mine, theirs in wanted if theirs is None)
         different = [name for name, mine, theirs in wanted if theirs is not None and mine != theirs]
         if self.limit_price != order.limit_price and (
             self.limit_price is not None or order.limit_price is not None
         ):
             different.append("limit_price")
+        if self.stop_price is not None and order.stop_price not in (None, self.stop_price):
+            different.append("stop_price")
         if order.client_order_id is not None and order.client_order_id != self.client_order_id:
             different.append("client_order_id")
         if different:
@@ -123,6 +133,8 @@ class OrderIntent:
             "qty": self.qty,
             "order_type": self.order_type,
             "limit_price": self.limit_price,
+            "stop_price": self.stop_price,
+            "notional": self.notional,
             "time_in_force": self.time_in_force,
             "expected_price": self.expected_price,
         }
@@ -140,8 +152,14 @@ def validate_intent(
     client_order_id: Any = None,
     id_factory: IdFactory = new_client_order_id,
     created_at: datetime | None = None,
+    stop_price: Any = None,
+    notional: Any = None,
 ) -> OrderIntent:
-    """Check every argument; raise :class:`InvalidInputError` naming the field. No I/O."""
+    """Check every argument; raise :class:`InvalidInputError` naming the field. No I/O.
+
+    ``qty`` or (for a market day order) ``notional``, exactly one; ``stop_price`` for stop and
+    stop_limit orders, ``limit_price`` for limit and stop_limit orders.
+    """
     if not isinstance(symbol, str) or not _SYMBOL.match(symbol.strip().upper()):
         raise InvalidInputError(
             "symbol", f"must be a ticker like 'AAPL' (letters, digits, '.'), got {symbol!r}"
@@ -149,26 +167,48 @@ def validate_intent(
     side_s = _enum_text(side)
     if side_s not in _SIDES:
         raise InvalidInputError("side", f"must be 'buy' or 'sell', got {side!r}")
-    qty_d = _positive(qty, "qty")
+    if (qty is None) == (notional is None):
+        raise InvalidInputError("qty", "give exactly one of qty or notional")
+    notional_d: Decimal | None = None
+    if notional is not None:
+        notional_d = _positive(notional, "notional")
+        if notional_d < 1 or notional_d != notional_d.quantize(Decimal("0.01")):
+            raise InvalidInputError("notional", f"at least 1, in cents, got {notional!r}")
+        if notional_d > Decimal(10**9):
+            raise InvalidInputError("notional", f"must be at most 1,000,000,000, got {notional!r}")
+    qty_d = _positive(qty, "qty") if qty is not None else Decimal(0)
     if qty_d != qty_d.quantize(_QTY_QUANTUM):
         raise InvalidInputError("qty", f"at most 9 decimal places, got {qty!r}")
     if qty_d > Decimal(10**9):
         raise InvalidInputError("qty", f"must be at most 1,000,000,000, got {qty!r}")
     type_s = _enum_text(order_type)
     if type_s not in _TYPES:
-        raise InvalidInputError("order_type", f"must be 'market' or 'limit', got {order_type!r}")
+        raise InvalidInputError(
+            "order_type", f"must be one of {', '.join(_TYPES)}, got {order_type!r}"
+        )
     tif_s = _enum_text(time_in_force)
     if tif_s not in _TIFS:
         raise InvalidInputError(
             "time_in_force", f"must be one of {', '.join(_TIFS)}, got {time_in_force!r}"
         )
     limit: Decimal | None = None
-    if type_s == "limit":
+    if type_s in ("limit", "stop_limit"):
         if limit_price is None:
-            raise InvalidInputError("limit_price", "a limit order needs a limit_price")
+            raise InvalidInputError("limit_price", f"a {type_s} order needs a limit_price")
         limit = _positive(limit_price, "limit_price")
     elif limit_price is not None:
-        raise InvalidInputError("limit_price", "a market order takes no limit_price")
+        raise InvalidInputError("limit_price", f"a {type_s} order takes no limit_price")
+    stop: Decimal | None = None
+    if type_s in ("stop", "stop_limit"):
+        if stop_price is None:
+            raise InvalidInputError("stop_price", f"a {type_s} order needs a stop_price")
+        stop = _positive(stop_price, "stop_price")
+        if tif_s not in ("day", "gtc"):
+            raise InvalidInputError("time_in_force", f"a {type_s} order must be 'day' or 'gtc'")
+    elif stop_price is not None:
+        raise InvalidInputError("stop_price", f"a {type_s} order takes no stop_price")
+    if notional_d is not None and (type_s != "market" or tif_s != "day"):
+        raise InvalidInputError("notional", "notional orders must be 'market' 'day' orders")
     if qty_d != qty_d.to_integral_value() and tif_s != "day":
         raise InvalidInputError("time_in_force", "fractional quantities must be 'day' orders")
     expected = None if expected_price is None else _positive(expected_price, "expected_price")
@@ -194,6 +234,8 @@ def validate_intent(
         limit_price=limit,
         expected_price=expected,
         created_at=created_at,
+        stop_price=stop,
+        notional=notional_d,
     )
 
 

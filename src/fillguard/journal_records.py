@@ -140,7 +140,8 @@ class TradeIntent:
         _text("client_order_id", self.client_order_id)
         _text("symbol", self.symbol)
         _choice("side", self.side, SIDES)
-        _decimal("qty", self.qty, minimum="positive")
+        # A notional order's quantity is fixed by its fill: 0 in the intent.
+        _decimal("qty", self.qty, minimum="non_negative" if self.notional else "positive")
         _choice("order_type", self.order_type, ORDER_TYPES)
         _choice("time_in_force", self.time_in_force, TIMES_IN_FORCE)
         _set(self, "created_at", _utc("created_at", self.created_at))

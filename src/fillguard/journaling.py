@@ -142,7 +142,9 @@ class TradeJournal:
                     time_in_force=intent.time_in_force,
                     created_at=intent.created_at or self._now(),
                     limit_price=intent.limit_price,
+                    stop_price=intent.stop_price,
                     expected_price=intent.expected_price,
+                    notional=intent.notional,
                 )
             )
         except JournalError as err:
@@ -166,10 +168,12 @@ class TradeJournal:
             intent.side,
             intent.qty,
             intent.order_type,
-        ) and (recorded.time_in_force, recorded.limit_price) == (
-            intent.time_in_force,
-            intent.limit_price,
-        )
+        ) and (
+            recorded.time_in_force,
+            recorded.limit_price,
+            recorded.stop_price,
+            recorded.notional,
+        ) == (intent.time_in_force, intent.limit_price, intent.stop_price, intent.notional)
         if not same:
             return (
                 f"not sent: the journal holds a different trade under client_order_id "

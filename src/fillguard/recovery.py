@@ -151,6 +151,8 @@ def intent_of(trade: JournalTrade) -> OrderIntent:
         limit_price=i.limit_price,
         expected_price=i.expected_price,
         created_at=i.created_at,
+        stop_price=i.stop_price,
+        notional=i.notional,
     )
 
 
@@ -289,12 +291,14 @@ def _resubmit(executor: SmartOrderExecutor, intent: OrderIntent) -> TradeResult:
     return executor.execute_trade(
         intent.symbol,
         intent.side,
-        intent.qty,
+        intent.qty if intent.notional is None else None,
         order_type=intent.order_type,
         limit_price=intent.limit_price,
         time_in_force=intent.time_in_force,
         expected_price=intent.expected_price,
         client_order_id=intent.client_order_id,
+        stop_price=intent.stop_price,
+        notional=intent.notional,
     )
 
 

@@ -15,16 +15,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from fillguard.sim import wire
+from fillguard.sim import market_api, wire
 from fillguard.sim.core import (
     Broker,
     DuplicateClientOrderIdError,
     OrderRequest,
     SimError,
-    asset_id_for,
 )
 from fillguard.sim.ground_truth import handle_ground_truth
 from fillguard.sim.messages import (
@@ -36,13 +36,12 @@ from fillguard.sim.messages import (
     json_response,
     not_found_page,
 )
-from fillguard.sim.queries import page_activities, select_orders
+from fillguard.sim.order_body import parse_order_request
+from fillguard.sim.queries import select_orders
 from fillguard.sim.validation import (
-    SYMBOL,
     invalid,
     parse_bool,
     parse_decimal,
-    parse_order_request,
     parse_replace_request,
 )
 
@@ -114,10 +113,15 @@ class SimApi:
         self.burst_429s_total = 0
         self.trickles = TrickleStats()
         # Built once: the route table is on every request's path.
+        configurations = re.compile(r"/v2/account/configurations")
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., ApiResponse]]] = [
             ("GET", re.compile(r"/v2/account"), self._account),
-            ("GET", re.compile(r"/v2/clock"), self._clock),
-            ("GET", re.compile(r"/v2/assets/([^/]+)"), self._asset),
+            ("GET", configurations, partial(market_api.account_configurations, self)),
+            ("PATCH", configurations, partial(market_api.patch_account_configurations, self)),
+            ("GET", re.compile(r"/v2/clock"), partial(market_api.clock, self)),
+            ("GET", re.compile(r"/v2/calendar"), partial(market_api.market_calendar, self)),
+            ("GET", re.compile(r"/v2/assets"), partial(market_api.assets, self)),
+            ("GET", re.compile(r"/v2/assets/([^/]+|[^/]+/[^/]+)"), partial(market_api.asset, self)),
             ("POST", re.compile(r"/v2/orders"), self._submit),
             ("GET", re.compile(r"/v2/orders"), self._list_orders),
             ("DELETE", re.compile(r"/v2/orders"), self._cancel_all),
@@ -129,7 +133,11 @@ class SimApi:
             ("DELETE", re.compile(r"/v2/positions"), self._close_all),
             ("GET", re.compile(r"/v2/positions/([^/]+)"), self._position),
             ("DELETE", re.compile(r"/v2/positions/([^/]+)"), self._close_position),
-            ("GET", re.compile(r"/v2/account/activities/FILL"), self._fills),
+            (
+                "GET",
+                re.compile(r"/v2/account/activities/([^/]+)"),
+                partial(market_api.activities_of_type, self),
+            ),
             ("GET", re.compile(r"/v2/account/activities"), self._activities),
         ]
 
@@ -349,14 +357,6 @@ class SimApi:
     def _account(self, req: ApiRequest) -> ApiResponse:
         return json_response(200, self.broker.account_view())
 
-    def _clock(self, req: ApiRequest) -> ApiResponse:
-        return json_response(200, wire.clock_json(self.broker.clock.now()))
-
-    def _asset(self, req: ApiRequest, symbol: str) -> ApiResponse:
-        if not SYMBOL.fullmatch(symbol):
-            raise SimError(404, 40410000, f"asset not found for {symbol}")
-        return json_response(200, wire.asset_json(symbol, asset_id_for(symbol)))
-
     def _submit(self, req: ApiRequest) -> ApiResponse:
         coid = client_order_id_of(req.body)
         body = body_of(req.body)
@@ -382,7 +382,7 @@ class SimApi:
             self.broker.record_post(coid, body, f"refused:{err.status}")
             raise
         self.broker.record_post(order.client_order_id, body, "accepted")
-        return json_response(200, self.broker.order_view(order))
+        return json_response(200, self.broker.nest(self.broker.order_view(order)))
 
     def _funds_refusal(self, order_req: OrderRequest) -> SimError:
         cost = self.broker.cost_basis(order_req)
@@ -413,8 +413,11 @@ class SimApi:
         return json_response(200, self.broker.order_view(new))
 
     def _list_orders(self, req: ApiRequest) -> ApiResponse:
-        orders = select_orders(req, self.broker.list_orders())
-        return json_response(200, [self.broker.order_view(o) for o in orders])
+        nested = parse_bool(req.arg("nested"), "nested")
+        # nested=true rolls legs up under their parent; otherwise every order is listed flat.
+        listed = [o for o in self.broker.list_orders() if not (nested and o.parent_id)]
+        views = [self.broker.order_view(o) for o in select_orders(req, listed)]
+        return json_response(200, [self.broker.nest(v) for v in views] if nested else views)
 
     def _cancel_all(self, req: ApiRequest) -> ApiResponse:
         results = self.broker.cancel_all()
@@ -435,8 +438,10 @@ class SimApi:
         return json_response(200, self.broker.get_order_by_client_id(coid, stale=self._stale()))
 
     def _get_order(self, req: ApiRequest, order_id: str) -> ApiResponse:
-        parse_bool(req.arg("nested"), "nested")
-        return json_response(200, self.broker.get_order(order_id, stale=self._stale()))
+        view = self.broker.get_order(order_id, stale=self._stale())
+        if parse_bool(req.arg("nested"), "nested"):
+            view = self.broker.nest(view)
+        return json_response(200, view)
 
     def _cancel(self, req: ApiRequest, order_id: str) -> ApiResponse:
         self.broker.require_visible(order_id)
@@ -445,19 +450,21 @@ class SimApi:
 
     def _positions(self, req: ApiRequest) -> ApiResponse:
         return json_response(
-            200, [wire.position_json(p, price) for p, price in self.broker.position_rows()]
+            200, [self.broker.position_view(p, price) for p, price in self.broker.position_rows()]
         )
 
     def _position(self, req: ApiRequest, symbol: str) -> ApiResponse:
+        asset = self.broker.config.assets.find(symbol)
+        wanted = asset.symbol if asset is not None else symbol.upper()
         for position, price in self.broker.position_rows():
-            if position.symbol == symbol.upper() or position.asset_id == symbol:
-                return json_response(200, wire.position_json(position, price))
+            if position.symbol == wanted or position.asset_id == symbol:
+                return json_response(200, self.broker.position_view(position, price))
         raise SimError(404, 40410000, "position does not exist")
 
     def _close_position(self, req: ApiRequest, symbol: str) -> ApiResponse:
-        return json_response(
-            200, self._close(symbol.upper(), req.arg("qty"), req.arg("percentage"))
-        )
+        asset = self.broker.config.assets.find(symbol)
+        wanted = asset.symbol if asset is not None else symbol.upper()
+        return json_response(200, self._close(wanted, req.arg("qty"), req.arg("percentage")))
 
     def _close(self, symbol: str, qty_s: str | None, pct_s: str | None) -> dict[str, Any]:
         position = self.broker.positions.get(symbol)
@@ -491,7 +498,7 @@ class SimApi:
                 symbol=symbol,
                 side=side,
                 type="market",
-                time_in_force="day",
+                time_in_force="gtc" if "/" in symbol else "day",
                 qty=qty,
             )
         )
@@ -510,12 +517,8 @@ class SimApi:
                     out.append({"symbol": symbol, "status": err.status, "body": err.body()})
         return json_response(207, out)
 
-    def _fills(self, req: ApiRequest) -> ApiResponse:
-        rows = [wire.execution_json(e) for e in self.broker.fill_executions()]
-        return json_response(200, page_activities(req, rows))
-
     def _activities(self, req: ApiRequest) -> ApiResponse:
         types = (req.arg("activity_types") or "FILL").upper().split(",")
-        if types != ["FILL"]:
+        if "FILL" not in types:
             return json_response(200, [])
-        return self._fills(req)
+        return market_api.fill_activities(self, req)

@@ -11,21 +11,22 @@ resume to ``new`` or ``partially_filled`` later; planned fills never land while 
 from __future__ import annotations
 
 import random
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from fillguard.sim import wire
+from fillguard.sim.funds import Funds
 from fillguard.sim.orders import CANCELABLE, FILLABLE, QTY_QUANTUM, Execution, SimOrder, SimPosition
 from fillguard.sim.prices import round_price
 from fillguard.sim.state import (
     Action,
-    BrokerState,
     DuplicateClientOrderIdError,
     OrderRequest,
     PositionEntry,
     SimError,
     asset_id_for,
 )
+from fillguard.sim.triggers import marketable, observe
 
 __all__ = ["Lifecycle", "split_qty"]
 
@@ -34,7 +35,7 @@ _LIVE = frozenset({"accepted", "pending_new", "new", "partially_filled"})
 _RESTING = frozenset({"new", "partially_filled"})
 
 
-class Lifecycle(BrokerState):
+class Lifecycle(Funds):
     """Submit, route, fill, cancel, expire and the trading session."""
 
     # ------------------------------------------------------------------ actions
@@ -88,11 +89,15 @@ class Lifecycle(BrokerState):
             if existing is not None:
                 raise DuplicateClientOrderIdError(self.orders[existing])
             self._check_funds(req)
+            self._check_submit(req, t)
             order = self._new_order(req, coid, t)
             self._schedule(
                 t + self.config.route_latency.sample(self.rng.stream("route")), "route", order.id
             )
             return order
+
+    def _check_submit(self, req: OrderRequest, t: float) -> None:
+        """Checks of later layers (sessions, order classes) before an order exists."""
 
     def _new_order(
         self,
@@ -102,8 +107,13 @@ class Lifecycle(BrokerState):
         *,
         external: bool = False,
         replaces: str | None = None,
+        status: str = "accepted",
+        parent_id: str | None = None,
     ) -> SimOrder:
-        """Create, register and announce (``accepted``) an order; nothing is scheduled but expiry."""
+        """Create, register and announce (``accepted``) an order; nothing is scheduled but expiry.
+
+        A leg is created ``held`` under ``parent_id``: no event (Alpaca sends none), a version.
+        """
         now = self._wall(t)
         order = SimOrder(
             id=self._new_id(),
@@ -120,15 +130,30 @@ class Lifecycle(BrokerState):
             created_mono=t,
             updated_at=now,
             replaces=replaces,
+            asset_class=self.asset(req.symbol).asset_class,
+            stop_price=req.stop_price,
+            trail_price=req.trail_price,
+            trail_percent=req.trail_percent,
+            notional=req.notional,
+            order_class=req.order_class,
+            position_intent=self.position_intent(req),
+            status=status,
+            parent_id=parent_id,
         )
         self._number(order.id, external=external)
         self.orders[order.id] = order
         self.by_client_id[coid] = order.id
-        self._emit(order, "accepted", t)
-        session = self.config.session_seconds
-        if req.time_in_force == "day" and session is not None:
-            self._schedule(max(session, t), "expire", order.id)
+        if status == "accepted":
+            self._emit(order, "accepted", t)
+        else:
+            order.versions.append((t, wire.order_json(order)))
+        self._schedule_expiry(order, t)
         return order
+
+    def _schedule_expiry(self, order: SimOrder, t: float) -> None:
+        session = self.config.session_seconds
+        if order.time_in_force == "day" and session is not None:
+            self._schedule(max(session, t), "expire", order.id)
 
     def record_post(self, client_order_id: str | None, body: Any, outcome: str) -> None:
         """Ground truth: remember every POST /v2/orders received, per client_order_id."""
@@ -141,72 +166,6 @@ class Lifecycle(BrokerState):
                     "body": body,
                     "outcome": outcome,
                 }
-            )
-
-    # ------------------------------------------------------------------ funds
-    def _holds(self, o: SimOrder, exclude: str | None) -> bool:
-        # A replacement held in accepted holds nothing until its original is replaced.
-        return o.is_open and not o.awaiting_replace and o.id != exclude
-
-    def _held(self, symbol: str, side: str, exclude: str | None = None) -> Decimal:
-        return sum(
-            (
-                o.remaining_qty
-                for o in self.orders.values()
-                if o.symbol == symbol and o.side == side and self._holds(o, exclude)
-            ),
-            Decimal(0),
-        )
-
-    def buying_power(self, exclude: str | None = None) -> Decimal:
-        """Cash less what open buy orders hold (at their limit, or the price plus 3 %)."""
-        with self.lock:
-            held = Decimal(0)
-            t = self.t()
-            for o in self.orders.values():
-                if o.side == "buy" and self._holds(o, exclude):
-                    ref = o.limit_price or self.prices.price(o.symbol, t) * Decimal("1.03")
-                    held += o.remaining_qty * ref
-            return max(Decimal(0), self.cash - held).quantize(Decimal("0.01"))
-
-    def cost_basis(self, req: OrderRequest) -> Decimal:
-        """What ``req`` would hold: qty at its limit, or at the price plus 3 %."""
-        price = req.limit_price or self.prices.price(req.symbol, self.t()) * Decimal("1.03")
-        return (req.qty * price).quantize(Decimal("0.01"))
-
-    def _check_funds(self, req: OrderRequest, exclude: str | None = None) -> None:
-        position = self.positions.get(req.symbol)
-        pos_qty = position.qty if position else Decimal(0)
-        if (req.side == "sell" and pos_qty > 0) or (req.side == "buy" and pos_qty < 0):
-            # Closing side: Alpaca refuses to flip a position in one order.
-            held = self._held(req.symbol, req.side, exclude)
-            available = abs(pos_qty) - held
-            if req.qty > available:
-                raise SimError(
-                    403,
-                    40310000,
-                    f"insufficient qty available for order (requested: {wire.num(req.qty)}, "
-                    f"available: {wire.num(max(available, Decimal(0)))})",
-                    available=wire.num(max(available, Decimal(0))),
-                    existing_qty=wire.num(abs(pos_qty)),
-                    held_for_orders=wire.num(held),
-                    symbol=req.symbol,
-                )
-            return
-        if req.side == "sell":
-            if not self.config.allow_shorting:
-                raise SimError(403, 40310000, "account is not allowed to short")
-            if req.qty != req.qty.to_integral_value():
-                raise SimError(403, 40310000, "fractional orders cannot be sold short")
-        cost = self.cost_basis(req)
-        bp = self.buying_power(exclude)
-        if cost > bp:
-            raise SimError(
-                403,
-                40310000,
-                "insufficient buying power",
-                buying_power=wire.num(bp),
-                cost_basis=wire.num(cost),
             )
 
     # ------------------------------------------------------------------ routing and fills
@@ -223,6 +182,7 @@ class Lifecycle(BrokerState):
             order, "done_for_day", faults.done_for_day_rate
         ):
             self._schedule(t + faults.done_for_day_after_seconds, "done_for_day", order.id)
+        self._observe(order, t)
         crosses = self._crosses(order, t)
         if order.type == "market" or crosses:
             self._plan_fills(order, t)
@@ -236,10 +196,15 @@ class Lifecycle(BrokerState):
                 )
 
     def _crosses(self, order: SimOrder, t: float) -> bool:
-        if order.limit_price is None:
-            return True
-        price = self.prices.price(order.symbol, t)
-        return price <= order.limit_price if order.side == "buy" else price >= order.limit_price
+        """Whether the market may fill ``order`` at ``t`` (a stop only once triggered)."""
+        return marketable(order, self.prices.price(order.symbol, t))
+
+    def _observe(self, order: SimOrder, t: float) -> None:
+        # A stop's trigger and a trailing stop's hwm move with the price; the order's JSON
+        # shows them (a version is recorded, with no trade event: Alpaca sends none).
+        if observe(order, self.prices.price(order.symbol, t)):
+            order.updated_at = self._wall(t)
+            order.versions.append((t, wire.order_json(order)))
 
     def _ensure_tick(self, t: float) -> None:
         if not self._tick_scheduled:
@@ -247,26 +212,32 @@ class Lifecycle(BrokerState):
             self._schedule((int(t // tick) + 1) * tick, "tick")
             self._tick_scheduled = True
 
-    def _rests(self, o: SimOrder) -> bool:
-        # A limit order the market may fill; one pending_replace may still take a fill.
-        return o.type == "limit" and o.status in ("new", "partially_filled", "pending_replace")
+    def _rests(self, o: SimOrder, t: float) -> bool:
+        # A limit or stop order the market may fill; one pending_replace may still take a fill.
+        return o.type != "market" and o.status in ("new", "partially_filled", "pending_replace")
 
     def _check_limits(self, t: float) -> None:
         resting = [
-            o for o in self.orders.values() if self._rests(o) and not self._fills_pending.get(o.id)
+            o
+            for o in self.orders.values()
+            if self._rests(o, t) and not self._fills_pending.get(o.id)
         ]
         for order in resting:
+            self._observe(order, t)
             if self._crosses(order, t):
                 self._plan_fills(order, t)
-        if any(self._rests(o) for o in self.orders.values()):
+        if any(self._rests(o, t) for o in self.orders.values()):
             self._ensure_tick(t)
 
     def _plan_fills(self, order: SimOrder, t: float) -> None:
         remaining = order.remaining_qty
         due = t + self.config.fill_latency.sample(self.rng.stream("fill_latency"))
         n = self._order_no[order.id]
-        partial = order.time_in_force != "fok" and self.rng.chance_for(
-            "partial_fill", self.faults.partial_fill_rate, n
+        # A notional order fills in one execution: its qty is fixed by the fill price.
+        partial = (
+            order.time_in_force != "fok"
+            and order.notional is None
+            and self.rng.chance_for("partial_fill", self.faults.partial_fill_rate, n)
         )
         parts = [remaining]
         if partial:
@@ -309,10 +280,13 @@ class Lifecycle(BrokerState):
     def _execute(self, order: SimOrder, qty: Decimal, t: float) -> None:
         if order.status not in FILLABLE:
             return  # canceled, expired, rejected or replaced first: the fill never happens
+        price = self._fill_price(order, t)
+        if order.notional is not None and not order.executions:
+            order.qty = (order.notional / price).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
+            qty = order.qty
         qty = min(qty, order.remaining_qty)
         if qty <= 0:
             return
-        price = self._fill_price(order, t)
         position = self.positions.get(order.symbol)
         if position is None:
             position = self.positions[order.symbol] = SimPosition(order.symbol, order.asset_id)
@@ -437,6 +411,7 @@ class Lifecycle(BrokerState):
     def _resume(self, order: SimOrder, t: float) -> None:
         status = "partially_filled" if order.executions else "new"
         self._transition(order, status, t, event="new")
+        self._observe(order, t)
         if order.type == "market" or self._crosses(order, t):
             self._plan_fills(order, t)
         else:

@@ -71,8 +71,8 @@ def error_response(err: SimError) -> ApiResponse:
 
 
 def not_found_page() -> ApiResponse:
-    """A plain-text 404 for a path that is no route at all."""
-    return ApiResponse(404, b"404 page not found", (("content-type", "text/plain"),))
+    """A path that is no route at all: 404 with Alpaca's JSON error body."""
+    return json_response(404, {"code": 40410000, "message": "endpoint not found"})
 
 
 def body_of(body: bytes) -> Any:

@@ -24,6 +24,7 @@ PRICE_QUANTUM = Decimal("0.000000001")
 
 OPEN = frozenset(
     {
+        "held",
         "accepted",
         "pending_new",
         "new",
@@ -33,7 +34,9 @@ OPEN = frozenset(
         "pending_replace",
     }
 )
-CANCELABLE = frozenset({"accepted", "pending_new", "new", "partially_filled", "done_for_day"})
+CANCELABLE = frozenset(
+    {"accepted", "pending_new", "new", "partially_filled", "done_for_day", "held"}
+)
 # Open orders a PATCH may replace (pending_* are refused, as on Alpaca).
 REPLACEABLE = frozenset({"accepted", "new", "partially_filled", "done_for_day"})
 # Where a fill may still land: cancel and replace are requests, and the race with a fill is real.
@@ -43,6 +46,8 @@ TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 # Alpaca's order lifecycle as the simulator plays it. A fill may still land in pending_cancel and
 # pending_replace; done_for_day (a GTC order out of session) resumes to new or partially_filled.
 TRANSITIONS: dict[str, frozenset[str]] = {
+    # A bracket or oto leg, until its parent fills (then new), or with it canceled or expired.
+    "held": frozenset({"new", "pending_cancel", "canceled", "expired"}),
     # accepted -> canceled: a replacement held in accepted whose original filled first.
     "accepted": frozenset(
         {"pending_new", "pending_cancel", "rejected", "expired", "pending_replace", "canceled"}
@@ -125,6 +130,21 @@ class SimOrder:
     created_at: datetime
     created_mono: float
     status: str = "accepted"
+    asset_class: str = "us_equity"
+    stop_price: Decimal | None = None  # a trailing stop's moves with its hwm
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    hwm: Decimal | None = None  # the best price since a trailing stop went live
+    # A stop, stop_limit or trailing_stop whose stop price the market has reached.
+    triggered: bool = False
+    auction: bool = False  # a cls order at the closing auction (it may fill from now on)
+    notional: Decimal | None = None  # qty is fixed at the fill: notional / price
+    order_class: str = ""  # "", bracket, oco or oto
+    position_intent: str | None = None
+    parent_id: str | None = None  # a leg's parent order
+    legs: list[str] = field(default_factory=list)  # a parent's leg order ids
+    # An active leg of a bracket or oco: the other leg, canceled when this one fills.
+    oco_with: str | None = None
     updated_at: datetime | None = None
     filled_at: datetime | None = None
     canceled_at: datetime | None = None

@@ -1,15 +1,14 @@
-"""Query parameters of the list endpoints: which orders GET /v2/orders answers, activity paging."""
+"""Query parameters of GET /v2/orders: which orders it answers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from fillguard.sim.messages import ApiRequest
 from fillguard.sim.orders import SimOrder
 from fillguard.sim.validation import invalid, parse_bool, parse_time
 
-__all__ = ["page_activities", "select_orders"]
+__all__ = ["select_orders"]
 
 
 def select_orders(req: ApiRequest, orders: Iterable[SimOrder]) -> list[SimOrder]:
@@ -49,17 +48,3 @@ def select_orders(req: ApiRequest, orders: Iterable[SimOrder]) -> list[SimOrder]
         out.append(order)
     out.sort(key=lambda o: (o.created_at, o.created_mono), reverse=direction == "desc")
     return out[:limit]
-
-
-def page_activities(req: ApiRequest, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Activity rows (oldest first) in the requested direction (default desc) and page size."""
-    direction = (req.arg("direction") or "desc").lower()
-    if direction == "desc":
-        rows = rows[::-1]
-    size = req.arg("page_size")
-    if size is not None:
-        try:
-            rows = rows[: max(1, min(100, int(size)))]
-        except ValueError:
-            raise invalid(f"invalid page_size: {size}") from None
-    return rows

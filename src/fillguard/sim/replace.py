@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from fillguard.sim import wire
-from fillguard.sim.lifecycle import Lifecycle
+from fillguard.sim.legs import Legs
 from fillguard.sim.orders import REPLACEABLE, TERMINAL, SimOrder
 from fillguard.sim.prices import round_price
 from fillguard.sim.state import Action, DuplicateClientOrderIdError, OrderRequest, SimError
@@ -31,13 +31,15 @@ class ReplaceRequest:
     limit_price: Decimal | None = None
     time_in_force: str | None = None
     client_order_id: str | None = None
+    stop_price: Decimal | None = None
+    trail: Decimal | None = None  # a trailing stop's trail_price or trail_percent
 
 
 def _invalid(message: str) -> SimError:
     return SimError(422, 40010001, message)
 
 
-class Replacing(Lifecycle):
+class Replacing(Legs):
     """Replace orders: the PATCH, its completion, and the external_replace fault."""
 
     def _run(self, action: Action) -> None:
@@ -77,10 +79,31 @@ class Replacing(Lifecycle):
             if old.status in TERMINAL:
                 raise SimError(422, 42210000, f'order is already in "{old.status}" state')
             raise SimError(422, 42210000, f"order is {old.status.replace('_', ' ')}")
+        if old.legs or old.parent_id:
+            raise _invalid(
+                "replacing bracket, oco and oto orders is not supported by the simulator"
+            )
         qty = change.qty if change.qty is not None else old.remaining_qty
         tif = change.time_in_force or old.time_in_force
         if old.type == "market" and change.limit_price is not None:
             raise _invalid("market orders require no stop or limit price")
+        if old.type in ("stop", "trailing_stop") and change.limit_price is not None:
+            raise _invalid(f"{old.type} orders require no limit price")
+        if old.type not in ("stop", "stop_limit") and change.stop_price is not None:
+            raise _invalid("stop_price is only for stop and stop_limit orders")
+        if old.type != "trailing_stop" and change.trail is not None:
+            raise _invalid("trail is only for trailing_stop orders")
+        if old.notional is not None and change.qty is not None:
+            raise _invalid("a notional order's qty cannot be replaced")
+        stop = change.stop_price if change.stop_price is not None else old.stop_price
+        trail_price, trail_percent = old.trail_price, old.trail_percent
+        if change.trail is not None:
+            if trail_price is not None:
+                trail_price = change.trail
+            else:
+                trail_percent = change.trail
+        if old.type == "trailing_stop":
+            stop = None  # the replacement's trail starts afresh from the market
         limit = change.limit_price if change.limit_price is not None else old.limit_price
         if qty != qty.to_integral_value() and tif != "day":
             raise _invalid("fractional orders must be DAY orders")
@@ -100,6 +123,11 @@ class Replacing(Lifecycle):
             limit_price=limit,
             client_order_id=coid,
             extended_hours=old.extended_hours,
+            stop_price=stop,
+            trail_price=trail_price,
+            trail_percent=trail_percent,
+            notional=old.notional,
+            position_intent=old.position_intent,
         )
         # The original's hold is released by the replace: check funds without it.
         self._check_funds(req, exclude=old.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -35,9 +36,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from fillguard.clock import SystemClock
 from fillguard.sim.api import ApiRequest, SimApi
+from fillguard.sim.assets import AssetUniverse, load_symbols
 from fillguard.sim.core import Broker, BrokerConfig
 from fillguard.sim.faults import FaultProfile, profile_from
 from fillguard.sim.metrics import CONTENT_TYPE_LATEST, SimMetrics
+from fillguard.sim.sim_clock import ScaledClock, parse_clock
 from fillguard.sim.stream import TRANSPORT_SCOPE_KEY, StreamHub, reset_connection
 from fillguard.sim.trickle import trickle_body
 
@@ -194,13 +197,27 @@ class SimServer:
         secret_key: str = DEFAULT_SECRET_KEY,
         rate_limit: int | None = 200,
         config: BrokerConfig | None = None,
+        clock: str = "open",
+        symbols: str | AssetUniverse | None = None,
     ) -> None:
         self.host = host
         self.key_id = key_id
         self.secret_key = secret_key
-        self.broker = Broker(
-            clock=SystemClock(), seed=seed, config=config, faults=profile_from(faults)
+        # clock: open (never closes: the default for tests), real, accelerated:N[@ISO] or
+        # fixed:ISO (see fillguard.sim.sim_clock); symbols: "AAPL,BTC/USD", "@file" or a universe.
+        spec = parse_clock(clock)
+        config = config or BrokerConfig()
+        changes: dict[str, Any] = {"market_hours": spec.market_hours}
+        if symbols is not None:
+            changes["assets"] = load_symbols(symbols) if isinstance(symbols, str) else symbols
+        config = dataclasses.replace(config, **changes)
+        sim_clock = (
+            SystemClock()
+            if spec.rate == 1.0 and spec.start is None
+            else ScaledClock(spec.rate, spec.start)
         )
+        self.clock_spec = spec
+        self.broker = Broker(clock=sim_clock, seed=seed, config=config, faults=profile_from(faults))
         self.api = SimApi(self.broker, key_id=key_id, secret_key=secret_key, rate_limit=rate_limit)
         self.hub = StreamHub(self.api)
         self.errors = _ErrorCounter()
@@ -382,12 +399,15 @@ def run_simulator(
     secret_key: str = DEFAULT_SECRET_KEY,
     rate_limit: int | None = 200,
     config: BrokerConfig | None = None,
+    clock: str = "open",
+    symbols: str | AssetUniverse | None = None,
 ) -> Iterator[SimServer]:
     """Run the simulator on ``host:port`` (0: a free port) for the ``with`` block.
 
     Yields the started :class:`SimServer` (``base_url``, ``stream_url``, ``key_id``,
     ``secret_key``, ``broker``, ``api``, ``port``, ``trading_client()``, ``ledger()``, ...).
-    On exit the server stops, the port is released and the thread is joined.
+    ``clock`` and ``symbols`` as for :class:`SimServer` (default: always open, the default
+    universe). On exit the server stops, the port is released and the thread is joined.
     """
     server = SimServer(
         host=host,
@@ -398,6 +418,8 @@ def run_simulator(
         secret_key=secret_key,
         rate_limit=rate_limit,
         config=config,
+        clock=clock,
+        symbols=symbols,
     )
     server.start()
     try:

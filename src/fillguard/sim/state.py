@@ -21,6 +21,7 @@ from typing import Any
 
 from fillguard.clock import Clock
 from fillguard.sim import wire
+from fillguard.sim.assets import DEFAULT_UNIVERSE, AssetUniverse, asset_id_for
 from fillguard.sim.faults import CALM, FaultProfile, FaultRng, Latency
 from fillguard.sim.orders import TRANSITIONS, Execution, SimOrder, SimPosition
 from fillguard.sim.prices import PricePath
@@ -35,6 +36,17 @@ __all__ = [
 ]
 
 FILL_EVENTS = frozenset({"fill", "partial_fill"})
+ACCOUNT_CONFIG_DEFAULTS: dict[str, Any] = {
+    "dtbp_check": "entry",
+    "trade_confirm_email": "all",
+    "suspend_trade": False,
+    "no_shorting": False,
+    "fractional_trading": True,
+    "max_margin_multiplier": "1",
+    "max_options_trading_level": 0,
+    "pdt_check": "entry",
+    "ptp_no_exception_entry": False,
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,6 +67,10 @@ class BrokerConfig:
     allow_shorting: bool = True
     # Day orders expire this many seconds after the broker starts (None: the session never ends).
     session_seconds: float | None = None
+    # New York sessions (pre, regular, after-hours; holidays) on the broker's clock; False: the
+    # market never closes (the tests' default, and today's behaviour).
+    market_hours: bool = False
+    assets: AssetUniverse = DEFAULT_UNIVERSE
     account_id: str = "a1b2c3d4-0000-4000-8000-00000000f111"
     account_number: str = "PA3FILLGUARD"
 
@@ -67,10 +83,18 @@ class OrderRequest:
     side: str
     type: str
     time_in_force: str
-    qty: Decimal
+    qty: Decimal  # 0 for a notional order until it fills
     limit_price: Decimal | None = None
     client_order_id: str | None = None
     extended_hours: bool = False
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    notional: Decimal | None = None
+    order_class: str = ""  # "", bracket, oco or oto
+    take_profit: Decimal | None = None  # the take-profit leg's limit_price
+    stop_loss: tuple[Decimal, Decimal | None] | None = None  # the stop leg's stop and limit
+    position_intent: str | None = None
 
 
 class SimError(Exception):
@@ -148,11 +172,6 @@ class Action:
     gen: int = field(compare=False, default=0)  # the order's fill or session generation
 
 
-def asset_id_for(symbol: str) -> str:
-    """A stable asset UUID per symbol."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fillguard/asset/{symbol}"))
-
-
 @dataclass(slots=True)
 class PositionEntry:
     """A position after one execution; ``extra_lag`` delays it on REST (position_long_lag)."""
@@ -218,6 +237,9 @@ class BrokerState:
         self._external_orders = 0
         # The read faults that shaped the current request's answer (the API names them).
         self.read_faults: set[str] = set()
+        # GET|PATCH /v2/account/configurations (no_shorting, fractional_trading, suspend_trade
+        # are enforced; the rest is kept and echoed).
+        self.account_config: dict[str, Any] = dict(ACCOUNT_CONFIG_DEFAULTS)
 
     def reset(self, faults: FaultProfile | None = None) -> None:
         """Forget everything (orders, positions, cash) and restart the price path at tick 0."""
@@ -310,6 +332,10 @@ class BrokerState:
     def _wall(self, t: float) -> datetime:
         # Wall time of broker time t (actions run "late" when advanced lazily; stamp them
         # with when they were due, so timestamps are reproducible under a fake clock).
+        wall_at = getattr(self.clock, "wall_at", None)
+        if wall_at is not None:  # a scaled clock: wall time is a function of monotonic time
+            when: datetime = wall_at(self._mono0 + t)
+            return when
         return self.clock.now() - timedelta(seconds=self.t() - t)
 
     def _event_style(self) -> str:

@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fillguard.sim.replace import ReplaceRequest
-from fillguard.sim.state import OrderRequest, SimError
+from fillguard.sim.state import SimError
 
 __all__ = [
     "MAX_CLIENT_ORDER_ID",
@@ -17,7 +17,6 @@ __all__ = [
     "invalid",
     "parse_bool",
     "parse_decimal",
-    "parse_order_request",
     "parse_replace_request",
     "parse_time",
 ]
@@ -67,14 +66,14 @@ def _qty(value: Any) -> Decimal:
     return qty
 
 
-def _limit_price(value: Any) -> Decimal:
-    limit_price = parse_decimal(value, "limit_price")
+def _limit_price(value: Any, name: str = "limit_price") -> Decimal:
+    limit_price = parse_decimal(value, name)
     if limit_price <= 0 or limit_price > Decimal(10**7):
-        raise invalid("limit_price must be > 0")
+        raise invalid(f"{name} must be > 0")
     quantum = Decimal("0.01") if limit_price >= 1 else Decimal("0.0001")
     if limit_price != limit_price.quantize(quantum):
         raise invalid(
-            f"invalid limit_price {limit_price}. "
+            f"invalid {name} {limit_price}. "
             "sub-penny increment does not fulfill minimum pricing criteria"
         )
     return limit_price
@@ -94,57 +93,6 @@ def _client_order_id(value: Any) -> str | None:
     return value
 
 
-def parse_order_request(body: bytes) -> OrderRequest:
-    """Validate a POST /v2/orders body, raising 422 :class:`SimError` with Alpaca's messages."""
-    data = _body(body)
-    symbol = data.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
-        raise invalid("symbol is required")
-    symbol = symbol.upper()
-    if not SYMBOL.fullmatch(symbol):
-        raise invalid(f"could not find us_equity '{symbol}'")
-    side = data.get("side")
-    if side not in ("buy", "sell"):
-        raise invalid(f"invalid side: {side!r}" if side is not None else "side is required")
-    order_type = data.get("type", data.get("order_type"))
-    if order_type not in ("market", "limit"):
-        if order_type in ("stop", "stop_limit", "trailing_stop"):
-            raise invalid(f"order type {order_type} is not supported by the simulator")
-        raise invalid(f"invalid order type: {order_type!r}" if order_type else "type is required")
-    tif = _tif(data.get("time_in_force"))
-    order_class = data.get("order_class")
-    if order_class not in (None, "", "simple"):
-        raise invalid(f"order_class {order_class} is not supported by the simulator")
-    if data.get("notional") is not None:
-        raise invalid("notional orders are not supported by the simulator; use qty")
-    if data.get("qty") is None:
-        raise invalid("qty or notional is required")
-    qty = _qty(data.get("qty"))
-    if qty != qty.to_integral_value() and tif != "day":
-        raise invalid("fractional orders must be DAY orders")
-    limit_price: Decimal | None = None
-    if order_type == "limit":
-        if data.get("limit_price") is None:
-            raise invalid("limit orders require a limit_price")
-        limit_price = _limit_price(data["limit_price"])
-    elif data.get("limit_price") is not None or data.get("stop_price") is not None:
-        raise invalid("market orders require no stop or limit price")
-    coid = _client_order_id(data.get("client_order_id"))
-    extended = data.get("extended_hours", False)
-    if not isinstance(extended, bool):
-        raise invalid("extended_hours must be a boolean")
-    return OrderRequest(
-        symbol=symbol,
-        side=side,
-        type=order_type,
-        time_in_force=tif,
-        qty=qty,
-        limit_price=limit_price,
-        client_order_id=coid,
-        extended_hours=extended,
-    )
-
-
 def parse_replace_request(body: bytes) -> ReplaceRequest:
     """Validate a PATCH /v2/orders/{id} body (every field optional; an empty body keeps all).
 
@@ -152,10 +100,7 @@ def parse_replace_request(body: bytes) -> ReplaceRequest:
     qty with a non-day time in force) is checked by the broker.
     """
     data = _body(body, empty_ok=True)
-    if data.get("stop_price") is not None:
-        raise invalid("stop_price is only for stop and stop_limit orders")
-    if data.get("trail") is not None:
-        raise invalid("trail is only for trailing_stop orders")
+    stop, trail = data.get("stop_price"), data.get("trail")
     qty = data.get("qty")
     limit = data.get("limit_price")
     tif = data.get("time_in_force")
@@ -164,7 +109,16 @@ def parse_replace_request(body: bytes) -> ReplaceRequest:
         limit_price=_limit_price(limit) if limit is not None else None,
         time_in_force=_tif(tif) if tif is not None else None,
         client_order_id=_client_order_id(data.get("client_order_id")),
+        stop_price=_limit_price(stop, "stop_price") if stop is not None else None,
+        trail=_positive(trail, "trail") if trail is not None else None,
     )
+
+
+def _positive(value: Any, name: str) -> Decimal:
+    number = parse_decimal(value, name)
+    if number <= 0 or number > Decimal(10**7):
+        raise invalid(f"{name} must be > 0")
+    return number
 
 
 def parse_time(value: str, name: str) -> datetime:

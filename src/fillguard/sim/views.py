@@ -112,6 +112,25 @@ class Views(Replacing):
         with self.lock:
             return self._view(order, self.t())
 
+    def nest(self, view: dict[str, Any]) -> dict[str, Any]:
+        """``view`` with its order's legs nested under ``legs`` (as REST shows them now)."""
+        with self.lock:
+            order = self.orders.get(str(view.get("id")))
+            if order is None or not order.legs:
+                return view
+            t = self.t()
+            return {**view, "legs": [self._view(self.orders[i], t) for i in order.legs]}
+
+    def position_view(self, position: SimPosition, price: Decimal) -> dict[str, Any]:
+        """A position's JSON, ``qty_available`` less what open closing orders hold."""
+        with self.lock:
+            return wire.position_json(
+                position,
+                price,
+                available=self.qty_available(position.symbol, position.qty),
+                asset=self.config.assets.find(position.symbol),
+            )
+
     def fill_executions(self) -> list[Execution]:
         """Executions as FILL activities list them (not those of orders REST does not show yet)."""
         with self.lock:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
+    from fillguard.sim.assets import Asset
     from fillguard.sim.core import BrokerConfig
     from fillguard.sim.orders import Execution, SimOrder, SimPosition
 
@@ -126,9 +127,13 @@ def restyle(payload: Any, style: str) -> Any:
     return out
 
 
-def order_json(order: SimOrder, *, hide_price: bool = False) -> dict[str, Any]:
-    """An order as GET /v2/orders/{id} returns it."""
+def order_json(
+    order: SimOrder, *, hide_price: bool = False, legs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An order as GET /v2/orders/{id} returns it (``legs``: its legs, nested)."""
     avg = order.filled_avg_price
+    # A notional order has no qty until its fill fixes it.
+    qty = None if order.notional is not None and not order.executions else num(order.qty)
     return {
         "id": order.id,
         "client_order_id": order.client_order_id,
@@ -145,25 +150,25 @@ def order_json(order: SimOrder, *, hide_price: bool = False) -> dict[str, Any]:
         "replaces": order.replaces,
         "asset_id": order.asset_id,
         "symbol": order.symbol,
-        "asset_class": "us_equity",
-        "notional": None,
-        "qty": num(order.qty),
+        "asset_class": order.asset_class,
+        "notional": num(order.notional),
+        "qty": qty,
         "filled_qty": num(order.filled_qty),
         "filled_avg_price": None if hide_price else num(avg),
-        "order_class": "",
+        "order_class": order.order_class,
         "order_type": order.type,
         "type": order.type,
         "side": order.side,
-        "position_intent": _intent(order),
+        "position_intent": order.position_intent or _intent(order),
         "time_in_force": order.time_in_force,
         "limit_price": num(order.limit_price),
-        "stop_price": None,
+        "stop_price": num(order.stop_price),
         "status": order.status,
         "extended_hours": order.extended_hours,
-        "legs": None,
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
+        "legs": legs,
+        "trail_percent": num(order.trail_percent),
+        "trail_price": num(order.trail_price),
+        "hwm": num(order.hwm),
         "subtag": None,
         "source": None,
         "expires_at_date": None,
@@ -174,19 +179,26 @@ def _intent(order: SimOrder) -> str:
     return "buy_to_open" if order.side == "buy" else "sell_to_close"
 
 
-def position_json(position: SimPosition, price: Decimal) -> dict[str, Any]:
-    """A position as GET /v2/positions/{symbol} returns it."""
+def position_json(
+    position: SimPosition,
+    price: Decimal,
+    *,
+    available: Decimal | None = None,
+    asset: Asset | None = None,
+) -> dict[str, Any]:
+    """A position as GET /v2/positions/{symbol} returns it (``available``: qty_available)."""
     qty = position.qty
     cost = (abs(qty) * position.avg_entry_price).quantize(Decimal("0.01"))
     market_value = (qty * price).quantize(Decimal("0.01"))
     pl = (market_value - (cost if qty > 0 else -cost)).quantize(Decimal("0.01"))
     plpc = (pl / cost).quantize(Decimal("0.0000001")) if cost else Decimal(0)
+    crypto = asset is not None and asset.is_crypto
     return {
         "asset_id": position.asset_id,
-        "symbol": position.symbol,
-        "exchange": "NASDAQ",
-        "asset_class": "us_equity",
-        "asset_marginable": True,
+        "symbol": asset.position_symbol if asset is not None else position.symbol,
+        "exchange": asset.exchange if asset is not None else "NASDAQ",
+        "asset_class": asset.asset_class if asset is not None else "us_equity",
+        "asset_marginable": not crypto,
         "avg_entry_price": num(position.avg_entry_price),
         "qty": num(qty),
         "side": "long" if qty > 0 else "short",
@@ -199,7 +211,7 @@ def position_json(position: SimPosition, price: Decimal) -> dict[str, Any]:
         "current_price": num(price),
         "lastday_price": num(price),
         "change_today": "0",
-        "qty_available": num(qty),
+        "qty_available": num(qty if available is None else (available if qty > 0 else -available)),
     }
 
 
@@ -273,36 +285,45 @@ def execution_json(execution: Execution) -> dict[str, Any]:
     }
 
 
-def asset_json(symbol: str, asset_id: str) -> dict[str, Any]:
+def asset_json(asset: Asset) -> dict[str, Any]:
     """An asset as GET /v2/assets/{symbol} returns it."""
+    crypto = asset.is_crypto
     return {
-        "id": asset_id,
-        "class": "us_equity",
-        "exchange": "NASDAQ",
-        "symbol": symbol,
-        "name": f"{symbol} (simulated)",
+        "id": asset.id,
+        "class": asset.asset_class,
+        "exchange": asset.exchange,
+        "symbol": asset.symbol,
+        "name": f"{asset.symbol} (simulated)",
         "status": "active",
         "tradable": True,
-        "marginable": True,
-        "shortable": True,
-        "easy_to_borrow": True,
-        "fractionable": True,
-        "maintenance_margin_requirement": 30,
-        "margin_requirement_long": "30",
-        "margin_requirement_short": "30",
-        "attributes": [],
+        "marginable": not crypto,
+        "shortable": asset.shortable,
+        "easy_to_borrow": asset.easy_to_borrow,
+        "fractionable": asset.fractionable,
+        "maintenance_margin_requirement": 100 if crypto else 30,
+        "margin_requirement_long": "100" if crypto else "30",
+        "margin_requirement_short": "100" if crypto else "30",
+        "attributes": ["fractional_eh_enabled"] if asset.fractionable and not crypto else [],
+        "min_order_size": num(asset.min_order_size),
+        "min_trade_increment": num(asset.min_trade_increment),
+        "price_increment": num(asset.price_increment),
     }
 
 
-def clock_json(now: datetime, *, is_open: bool = True) -> dict[str, Any]:
-    """GET /v2/clock: the simulator's market is open around the clock unless a session ends."""
-    day = now.astimezone(UTC).date().isoformat()
-    return {
-        "timestamp": ts(now),
-        "is_open": is_open,
-        "next_open": f"{day}T13:30:00Z",
-        "next_close": f"{day}T20:00:00Z",
-    }
+def clock_json(now: datetime, *, always_open: bool = False) -> dict[str, Any]:
+    """GET /v2/clock in New York time, as Alpaca writes it (``-05:00``/``-04:00``)."""
+    from fillguard.sim.market_clock import clock_at
+
+    values = clock_at(now, always_open=always_open)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "timestamp" and isinstance(value, datetime):
+            out[key] = ts_styled(value, "offset")  # ...T10:15:30.123456789-04:00
+        elif isinstance(value, datetime):
+            out[key] = value.astimezone(_NEW_YORK).isoformat(timespec="seconds")
+        else:
+            out[key] = value
+    return out
 
 
 def error_json(code: int, message: str, **extra: Any) -> dict[str, Any]:
