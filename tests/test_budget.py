@@ -104,6 +104,10 @@ def test_a_429_pauses_until_the_reset_or_retry_after_or_a_growing_fallback() -> 
     fallback.observe(200, {}, 8.0, WALL0 + 8)
     fallback.observe(429, {}, 8.0, WALL0 + 8)
     assert fallback.paused_until == pytest.approx(9.0)  # a success resets the doubling
+    capped = BudgetCore()
+    for t in (0.0, 1.0, 3.0, 7.0, 11.0):
+        capped.observe(429, {}, t, WALL0 + t)
+    assert capped.paused_until == pytest.approx(11.0 + 4.0)  # 8 s, capped: a bare 429
 
 
 def test_deadline_that_cannot_be_met_is_refused_at_once_without_consuming() -> None:

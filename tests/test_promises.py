@@ -358,9 +358,33 @@ def test_rule_5_a_failed_baseline_then_more_trades_never_double_count() -> None:
     assert first.filled
     _unscript(rig)
     second = rig.trade("AAPL", "buy", 1)
+    # The baseline waits out the position lag window after our own uncounted fills.
+    rig.advance(rig.executor.config.position_settle_seconds + 1)
     third = rig.trade("AAPL", "buy", 1)
     assert second.filled
     assert third.filled
+    assert rig.executor.expected_position("AAPL") == rig.position("AAPL") == 4
+
+
+def test_rule_5_a_late_baseline_waits_out_the_lag_of_our_own_uncounted_fill() -> None:
+    """The first baseline read fails, so the first order is uncounted; its fill shows in the
+    position only 4 s later. A baseline read by the next trade before then would leave that
+    fill out of the book for good (seen in a hostile demo: book 12, broker 28)."""
+    rig = make_rig(
+        faults={"position_lag_seconds": 4.0},
+        config=fast_config(consistency_timeout_seconds=1.0, position_settle_seconds=6.0),
+    )
+    unavailable = b'{"code":50310000,"message":"service unavailable"}'
+    script(
+        rig.api,
+        answer_with(503, method="GET", path="/v2/positions/AAPL", times=40, body=unavailable),
+    )
+    assert rig.trade("AAPL", "buy", 2).filled
+    _unscript(rig)
+    assert rig.trade("AAPL", "buy", 1).filled  # within the lag: no baseline taken yet
+    rig.advance(7.0)
+    assert rig.trade("AAPL", "buy", 1).filled  # past it: the baseline holds both fills
+    rig.advance(7.0)
     assert rig.executor.expected_position("AAPL") == rig.position("AAPL") == 4
 
 

@@ -19,7 +19,8 @@ a 429:
   effective limit; cancel none), so a sweep storm never blocks a cancel.
 - **A 429 pauses everyone** until the announced reset (plus ``reset_slack_seconds``, since the
   reset is a whole epoch second and clocks differ), else ``Retry-After``, else a short fallback
-  that doubles while 429s keep coming; capped at ``max_pause_seconds``. Afterwards the backlog
+  that doubles while 429s keep coming up to ``max_fallback_pause_seconds``; capped at
+  ``max_pause_seconds``. Afterwards the backlog
   drains one grant per ``resume_spacing_seconds``, not in one burst at the reset second.
 - **Deadlines.** A ticket is never granted after its deadline: it expires instead. A request
   that cannot possibly be granted before its deadline is refused at once.
@@ -104,6 +105,9 @@ class BudgetConfig:
     max_pause_seconds: float = 61.0
     min_pause_seconds: float = 0.5
     fallback_pause_seconds: float = 1.0  # a 429 that names no reset and no Retry-After
+    # Alpaca's limiter always names its reset: a bare 429 is an edge or proxy hiccup, so its
+    # doubling pause stops growing here rather than stalling every trade for half a minute.
+    max_fallback_pause_seconds: float = 4.0
     resume_spacing_seconds: float = 0.05
 
     def __post_init__(self) -> None:
@@ -406,7 +410,8 @@ class BudgetCore:
         elif retry_after is not None and retry_after >= 0:
             until = now + retry_after
         else:
-            until = now + config.fallback_pause_seconds * 2.0 ** min(self._fallback_streak, 16)
+            pause = config.fallback_pause_seconds * 2.0 ** min(self._fallback_streak, 16)
+            until = now + min(pause, config.max_fallback_pause_seconds)
             self._fallback_streak += 1
         until = min(max(until, now + config.min_pause_seconds), now + config.max_pause_seconds)
         self.paused_until = max(self.paused_until, until)

@@ -294,15 +294,40 @@ def run_demo(
                 if executor.open_orders(symbol) or any(
                     t.intent.symbol == symbol for t in executor.unresolved_trades()
                 ):
-                    report.book_differences.append(f"{symbol}: no baseline, orders open")
+                    still = [b.order_id[:8] for b in executor.book.open_orders(symbol)] + [
+                        t.intent.client_order_id[:8]
+                        for t in executor.unresolved_trades()
+                        if t.intent.symbol == symbol
+                    ]
+                    report.book_differences.append(
+                        f"{symbol}: no baseline, orders open ({', '.join(still)})"
+                    )
             elif expected != broker:
-                report.book_differences.append(f"{symbol}: book {expected}, broker {broker}")
+                report.book_differences.append(
+                    f"{symbol}: book {expected}, broker {broker}"
+                    + _order_differences(executor, ledger, symbol)
+                )
         # Close the account's stream while the simulator still runs (no reconnects to a
         # stopped server); the tracker opens it again for any later monitor.
         executor.engine.tracker.release_stream()
         executor.close()
     report.elapsed_seconds = time.monotonic() - started
     return report
+
+
+def _order_differences(executor: SmartOrderExecutor, ledger: Any, symbol: str) -> str:
+    """The orders behind a book difference: booked quantity against the ledger's."""
+    parts = []
+    for row in ledger["orders"]:
+        order = row["order"]
+        if order["symbol"] != symbol:
+            continue
+        booked = executor.book.booking(order["id"])
+        filled = to_decimal(order["filled_qty"]) or Decimal(0)
+        mine = booked.filled_qty if booked is not None else None
+        if mine != filled and (booked is not None or filled):
+            parts.append(f"{order['id'][:8]} {order['status']} booked {mine} ledger {filled}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _journal_figures(executor: SmartOrderExecutor, report: DemoReport, ledger: Any) -> None:

@@ -91,6 +91,15 @@ class PositionKeeper:
         """
         if self.book.baseline(symbol) is not None or not self.book.is_quiet(symbol):
             return
+        last_fill = self.book.last_fill_monotonic(symbol)
+        if last_fill is not None and (
+            self.clock.monotonic() - last_fill < self.config.position_settle_seconds
+        ):
+            # An order of ours (sent before any baseline, so uncounted) filled within the lag
+            # window: the position may not show it yet, and a baseline read now would leave
+            # that fill out of the book for good. Take it once the window has passed.
+            log_event(self._logger, logging.INFO, "baseline_deferred", symbol=symbol)
+            return
         try:
             qty = self.validator.get_broker_position(symbol, deadline=deadline, stats=stats)
         except BrokerError as err:
