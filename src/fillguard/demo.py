@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fillguard.config import FillDetectionConfig, OrderConfig
+from fillguard.demo_checks import book_differences, journal_figures
 from fillguard.executor import SmartOrderExecutor
 from fillguard.observer import Observer
 from fillguard.outcome import TradeOutcome, TradeResult
@@ -286,63 +287,14 @@ def run_demo(
         _stream_figures(executor, stream, report)
         ledger = sim.ledger()
         check_against_ledger(report, [results[c] for c in order], ledger)
-        _journal_figures(executor, report, ledger)
-        for symbol in by_symbol:
-            expected = executor.expected_position(symbol)
-            broker = to_decimal(ledger["positions"].get(symbol, {}).get("qty")) or Decimal(0)
-            if expected is None:
-                if executor.open_orders(symbol) or any(
-                    t.intent.symbol == symbol for t in executor.unresolved_trades()
-                ):
-                    still = [b.order_id[:8] for b in executor.book.open_orders(symbol)] + [
-                        t.intent.client_order_id[:8]
-                        for t in executor.unresolved_trades()
-                        if t.intent.symbol == symbol
-                    ]
-                    report.book_differences.append(
-                        f"{symbol}: no baseline, orders open ({', '.join(still)})"
-                    )
-            elif expected != broker:
-                report.book_differences.append(
-                    f"{symbol}: book {expected}, broker {broker}"
-                    + _order_differences(executor, ledger, symbol)
-                )
+        journal_figures(executor, report, ledger)
+        report.book_differences.extend(book_differences(executor, ledger, list(by_symbol)))
         # Close the account's stream while the simulator still runs (no reconnects to a
         # stopped server); the tracker opens it again for any later monitor.
         executor.engine.tracker.release_stream()
         executor.close()
     report.elapsed_seconds = time.monotonic() - started
     return report
-
-
-def _order_differences(executor: SmartOrderExecutor, ledger: Any, symbol: str) -> str:
-    """The orders behind a book difference: booked quantity against the ledger's."""
-    parts = []
-    for row in ledger["orders"]:
-        order = row["order"]
-        if order["symbol"] != symbol:
-            continue
-        booked = executor.book.booking(order["id"])
-        filled = to_decimal(order["filled_qty"]) or Decimal(0)
-        mine = booked.filled_qty if booked is not None else None
-        if mine != filled and (booked is not None or filled):
-            parts.append(f"{order['id'][:8]} {order['status']} booked {mine} ledger {filled}")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _journal_figures(executor: SmartOrderExecutor, report: DemoReport, ledger: Any) -> None:
-    journal = executor.journal
-    if journal is None:
-        return
-    ids = {t.client_order_id for t in journal.trades()}
-    report.journal_trades = len(ids)
-    report.journal_unfinished = len(journal.unfinished())
-    ours = [
-        row["order"]["client_order_id"]
-        for row in ledger["orders"]
-        if all(p.get("source") != "outside" for p in row.get("posts", []))
-    ]
-    report.journal_missing = sum(1 for coid in ours if coid not in ids)
 
 
 def _stream_figures(executor: SmartOrderExecutor, stream: Any, report: DemoReport) -> None:
