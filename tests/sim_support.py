@@ -278,7 +278,8 @@ def check_replace_chains(broker: Broker) -> None:
                 original.status,
             )
             if original.status == "filled":
-                assert order.status in ("canceled", "expired")
+                # Canceled with it; or the client's own cancel of it is still under way.
+                assert order.status in ("canceled", "expired", "pending_cancel")
     for head in broker.orders.values():
         if head.replaces is not None:
             continue
