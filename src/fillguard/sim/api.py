@@ -417,7 +417,7 @@ class SimApi:
         return json_response(200, self.broker.order_view(new))
 
     def _list_orders(self, req: ApiRequest) -> ApiResponse:
-        orders = select_orders(req, self.broker.list_orders())
+        orders = select_orders(req, self.broker.scan_orders)
         return json_response(200, [self.broker.order_view(o) for o in orders])
 
     def _cancel_all(self, req: ApiRequest) -> ApiResponse:

@@ -152,7 +152,7 @@ class Lifecycle(BrokerState):
         return sum(
             (
                 o.remaining_qty
-                for o in self.orders.values()
+                for o in self.orders.open_orders()
                 if o.symbol == symbol and o.side == side and self._holds(o, exclude)
             ),
             Decimal(0),
@@ -161,12 +161,9 @@ class Lifecycle(BrokerState):
     def buying_power(self, exclude: str | None = None) -> Decimal:
         """Cash less what open buy orders hold (at their limit, or the price plus 3 %)."""
         with self.lock:
-            held = Decimal(0)
             t = self.t()
-            for o in self.orders.values():
-                if o.side == "buy" and self._holds(o, exclude):
-                    ref = o.limit_price or self.prices.price(o.symbol, t) * Decimal("1.03")
-                    held += o.remaining_qty * ref
+            # Running totals in the store: O(open market buys), not O(orders ever placed).
+            held = self.orders.held_by_buys(lambda s: self.prices.price(s, t), exclude)
             return max(Decimal(0), self.cash - held).quantize(Decimal("0.01"))
 
     def cost_basis(self, req: OrderRequest) -> Decimal:
@@ -253,12 +250,14 @@ class Lifecycle(BrokerState):
 
     def _check_limits(self, t: float) -> None:
         resting = [
-            o for o in self.orders.values() if self._rests(o) and not self._fills_pending.get(o.id)
+            o
+            for o in self.orders.open_orders()
+            if self._rests(o) and not self._fills_pending.get(o.id)
         ]
         for order in resting:
             if self._crosses(order, t):
                 self._plan_fills(order, t)
-        if any(self._rests(o) for o in self.orders.values()):
+        if any(self._rests(o) for o in self.orders.open_orders()):
             self._ensure_tick(t)
 
     def _plan_fills(self, order: SimOrder, t: float) -> None:
@@ -422,7 +421,7 @@ class Lifecycle(BrokerState):
         with self.lock:
             self.advance()
             out: list[tuple[str, int]] = []
-            for order in list(self.orders.values()):
+            for order in self.orders.open_orders():
                 if order.status in CANCELABLE:
                     self.cancel(order.id)
                     out.append((order.id, 200))
@@ -451,7 +450,7 @@ class Lifecycle(BrokerState):
             self.advance()
             t = self.t()
             expired = done = 0
-            for order in list(self.orders.values()):
+            for order in self.orders.open_orders():
                 if order.time_in_force == "day" and order.status in _LIVE:
                     self._transition(order, "expired", t)
                     expired += 1
@@ -470,7 +469,7 @@ class Lifecycle(BrokerState):
             self.advance()
             t = self.t()
             n = 0
-            for order in list(self.orders.values()):
+            for order in self.orders.open_orders():
                 if order.status == "done_for_day":
                     self._resume(order, t)
                     n += 1
