@@ -55,6 +55,7 @@ class PricePath:
         # The tick of each path's first kept price.
         self._base: dict[str, int] = {}
         self._rngs: dict[str, random.Random] = {}
+        self._last: dict[str, tuple[int, Decimal]] = {}  # symbol -> (tick, price) last read
 
     def start_price(self, symbol: str) -> Decimal:
         """The price at the tick the symbol is first read."""
@@ -95,7 +96,13 @@ class PricePath:
 
     def price(self, symbol: str, t: float) -> Decimal:
         """The price of ``symbol`` at time ``t``."""
-        return self.price_at_tick(symbol, self.tick_of(t))
+        tick = self.tick_of(t)
+        last = self._last.get(symbol)
+        if last is not None and last[0] == tick:
+            return last[1]  # a price tick checks every resting order against one price
+        price = self.price_at_tick(symbol, tick)
+        self._last[symbol] = (tick, price)
+        return price
 
     def set_price(self, symbol: str, t: float, price: Decimal) -> None:
         """Pin the price from the tick of ``t`` on; the walk continues from it."""
@@ -106,6 +113,7 @@ class PricePath:
         if rounded <= 0:  # e.g. 0.00001 rounds to a price of 0
             raise ValueError(f"price must be at least {_SUB_CENT}")
         tick = self.tick_of(t)
+        self._last.pop(symbol, None)
         self.price_at_tick(symbol, tick)
         path = self._paths[symbol]
         base = self._base[symbol]
