@@ -127,7 +127,9 @@ class Spec:
     def response_schema(self, method: str, path: str, status: int) -> tuple[str, Any] | None:
         """``(pointer, schema)`` the response must match, or None for a bodiless success."""
         template = self.operation_path(path)
-        operation = (self.doc["paths"].get(template) or {}).get(method.lower()) if template else None
+        operation = (
+            (self.doc["paths"].get(template) or {}).get(method.lower()) if template else None
+        )
         responses = (operation or {}).get("responses", {})
         entry = responses.get(str(status))
         if entry is not None:

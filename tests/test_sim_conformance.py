@@ -65,7 +65,10 @@ class Ctx:
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"APCA-API-KEY-ID": self.server.key_id, "APCA-API-SECRET-KEY": self.server.secret_key}
+        return {
+            "APCA-API-KEY-ID": self.server.key_id,
+            "APCA-API-SECRET-KEY": self.server.secret_key,
+        }
 
     def raw(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Captured:
         headers = self.auth if auth else {}
