@@ -54,7 +54,8 @@ def cpu_seconds(pid: int) -> float:
 def server(in_process: bool, seed: int) -> Iterator[tuple[str, int]]:
     """Yield the base URL and pid of a simulator with the rate limit off."""
     if in_process:
-        with run_simulator(port=0, seed=seed, rate_limit=None) as sim:
+        token = CONTROL_HEADERS["X-Fillguard-Sim-Token"]
+        with run_simulator(port=0, seed=seed, rate_limit=None, control_token=token) as sim:
             yield sim.base_url, os.getpid()
         return
     with sim_process(seed) as (url, pid):
