@@ -41,7 +41,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderStatus
 from alpaca.trading.models import Order
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
-from support import machine, sim_process
+from support import CONTROL_HEADERS, machine, sim_process
 
 from fillguard import FillDetectionConfig, FillDetectionEngine, FillResult, FillStatus
 from fillguard.clock import SystemClock
@@ -360,7 +360,7 @@ class Verdict:
 
 
 def ledger_truth(url: str) -> dict[str, dict[str, Any]]:
-    data = requests.get(f"{url}/_sim/ledger", timeout=60).json()
+    data = requests.get(f"{url}/_sim/ledger", headers=CONTROL_HEADERS, timeout=60).json()
     return {e["order"]["id"]: e["order"] for e in data["orders"]}
 
 
@@ -433,7 +433,12 @@ def run_orders(
     url: str, specs: list[Spec], workers: int, mode: str
 ) -> tuple[dict[str, Any], float, int]:
     prices = {
-        s: _dec(requests.get(f"{url}/_sim/prices/{s}", timeout=10).json()["price"]) or Decimal(1)
+        s: _dec(
+            requests.get(f"{url}/_sim/prices/{s}", headers=CONTROL_HEADERS, timeout=10).json()[
+                "price"
+            ]
+        )
+        or Decimal(1)
         for s in SYMBOLS
     }
     submitter = plain_client(url, owned=True)

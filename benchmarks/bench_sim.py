@@ -33,7 +33,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
-from support import machine, sim_process
+from support import CONTROL_HEADERS, machine, sim_process
 
 from fillguard.sim import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, run_simulator
 
@@ -54,7 +54,8 @@ def cpu_seconds(pid: int) -> float:
 def server(in_process: bool, seed: int) -> Iterator[tuple[str, int]]:
     """Yield the base URL and pid of a simulator with the rate limit off."""
     if in_process:
-        with run_simulator(port=0, seed=seed, rate_limit=None) as sim:
+        token = CONTROL_HEADERS["X-Fillguard-Sim-Token"]
+        with run_simulator(port=0, seed=seed, rate_limit=None, control_token=token) as sim:
             yield sim.base_url, os.getpid()
         return
     with sim_process(seed) as (url, pid):
@@ -72,7 +73,7 @@ def client(base_url: str) -> Any:
 
 def setup_open_orders(base_url: str, n: int) -> tuple[list[str], list[str]]:
     """Reset, buy a position in AAPL, and leave ``n`` limit orders resting far from the market."""
-    requests.post(f"{base_url}/_sim/reset", timeout=30).raise_for_status()
+    requests.post(f"{base_url}/_sim/reset", headers=CONTROL_HEADERS, timeout=30).raise_for_status()
     c = client(base_url)
     c.submit_order(
         MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
@@ -195,7 +196,7 @@ def measure(
 
 
 def stream_bench(base_url: str, n_orders: int) -> dict[str, float]:
-    requests.post(f"{base_url}/_sim/reset", timeout=30).raise_for_status()
+    requests.post(f"{base_url}/_sim/reset", headers=CONTROL_HEADERS, timeout=30).raise_for_status()
     stream = TradingStream(
         DEFAULT_KEY_ID,
         DEFAULT_SECRET_KEY,
@@ -235,7 +236,11 @@ def stream_bench(base_url: str, n_orders: int) -> dict[str, float]:
             raise RuntimeError("stream never delivered")
     time.sleep(0.5)
     warm = len(received)
-    before = int(requests.get(f"{base_url}/_sim/ledger", timeout=30).json()["events"])
+    before = int(
+        requests.get(f"{base_url}/_sim/ledger", headers=CONTROL_HEADERS, timeout=30).json()[
+            "events"
+        ]
+    )
     clients = [client(base_url) for _ in range(4)]
 
     def submit(i: int) -> None:
@@ -257,7 +262,11 @@ def stream_bench(base_url: str, n_orders: int) -> dict[str, float]:
     while len(received) - warm < expected and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
-    after = int(requests.get(f"{base_url}/_sim/ledger", timeout=30).json()["events"])
+    after = int(
+        requests.get(f"{base_url}/_sim/ledger", headers=CONTROL_HEADERS, timeout=30).json()[
+            "events"
+        ]
+    )
     stream.stop()
     loop.call_soon_threadsafe(task_box[0].cancel)
     thread.join(10)

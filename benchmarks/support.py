@@ -12,7 +12,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["machine", "sim_process"]
+__all__ = ["CONTROL_HEADERS", "machine", "sim_process"]
+
+# The simulator's /_sim/ control token, fixed for the benchmark's own simulator process.
+_CONTROL_TOKEN = "fillguard-benchmark-control-token"
+CONTROL_HEADERS = {"X-Fillguard-Sim-Token": _CONTROL_TOKEN}
 
 
 def machine() -> str:
@@ -49,8 +53,11 @@ def sim_process(seed: int, faults: str = "calm") -> Iterator[tuple[str, int]]:
         else [sys.executable, "-c", "from fillguard.cli import main; main()"]
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+    env["FILLGUARD_SIM_CONTROL_TOKEN"] = _CONTROL_TOKEN
     proc = subprocess.Popen(
-        [*cmd, "sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed), "--faults", faults],
+        # The market never closes: a benchmark (or the crash test in CI) runs at any hour.
+        [*cmd, "sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed), "--faults", faults]
+        + ["--clock", "open"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

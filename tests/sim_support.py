@@ -341,6 +341,9 @@ def check_ledger(broker: Broker) -> None:
     for symbol, position in broker.positions.items():
         ref = reference_avg_entry(broker.executions, symbol)
         assert abs(position.avg_entry_price - ref) < Decimal("0.000001")
+    # The open-order index and running buy holds equal a recomputation from every order.
+    t = broker.t()
+    broker.orders.check(lambda s: broker.prices.price(s, t))
 
 
 def check_ledger_json(api: SimApi) -> None:

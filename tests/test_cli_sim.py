@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import requests
 from alpaca.trading.client import TradingClient
 from alpaca.trading.models import Clock
 from click.testing import CliRunner
@@ -163,3 +164,26 @@ def test_sim_clock_and_symbols_options(run_cli: list[Sim]) -> None:
     help_text = CliRunner().invoke(main, ["sim", "--help"]).output
     assert "--clock" in help_text
     assert "--symbols" in help_text
+
+
+def test_sim_says_where_its_keys_came_from_and_guards_sim_control(
+    run_cli: list[Sim], tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("FILE-SECRET-ABC\n")
+    sim = start(
+        run_cli,
+        "--secret-file",
+        str(secret_file),
+        env={"APCA_API_KEY_ID": "ENVKEY", "FILLGUARD_SIM_CONTROL_TOKEN": "cli-test-token"},
+    )
+    text = sim.read_until("Ctrl-C")
+    base_url, _ = urls(text)
+    assert "key id APCA_API_KEY_ID in the environment" in text
+    assert f"secret --secret-file {secret_file}" in text
+    assert "FILE-SECRET-ABC" not in text
+    assert "control token  cli-test-token" in text
+    assert TradingClient("ENVKEY", "FILE-SECRET-ABC", url_override=base_url).get_clock()
+    assert requests.get(f"{base_url}/_sim/ledger", timeout=10).status_code == 401
+    token = {"X-Fillguard-Sim-Token": "cli-test-token"}
+    assert requests.get(f"{base_url}/_sim/ledger", headers=token, timeout=10).status_code == 200

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-import os
+import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -26,14 +27,6 @@ __all__ = ["main", "sim_command"]
 @click.version_option(package_name="fillguard")
 def main() -> None:
     """fillguard: trustworthy order execution and fill detection on Alpaca."""
-
-
-def _resolve_keys(key: str | None, secret: str | None) -> tuple[str, str]:
-    from fillguard.sim.server import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY
-
-    key_id = key or os.environ.get("APCA_API_KEY_ID") or DEFAULT_KEY_ID
-    secret_key = secret or os.environ.get("APCA_API_SECRET_KEY") or DEFAULT_SECRET_KEY
-    return key_id, secret_key
 
 
 @click.command("sim")
@@ -54,10 +47,21 @@ def _resolve_keys(key: str | None, secret: str | None) -> tuple[str, str]:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for prices and faults.")
 @click.option(
-    "--key", default=None, help="API key id to accept [env APCA_API_KEY_ID; default pair]."
+    "--key",
+    default=None,
+    help="API key id to accept [env FILLGUARD_SIM_KEY, then APCA_API_KEY_ID; default pair].",
 )
 @click.option(
-    "--secret", default=None, help="API secret to accept [env APCA_API_SECRET_KEY; default pair]."
+    "--secret",
+    default=None,
+    help="API secret to accept. Visible to every local user in ps: prefer --secret-file or "
+    "env FILLGUARD_SIM_SECRET (then APCA_API_SECRET_KEY; default pair).",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the API secret to accept from this file (first line).",
 )
 @click.option(
     "--rate-limit",
@@ -87,17 +91,34 @@ def sim_command(
     seed: int,
     key: str | None,
     secret: str | None,
+    secret_file: Path | None,
     rate_limit: int,
     clock: str,
     symbols: str | None,
 ) -> None:
-    """Run the Alpaca-compatible paper broker simulator (REST and trade_updates) until Ctrl-C."""
+    """Run the Alpaca-compatible paper broker simulator (REST and trade_updates) until Ctrl-C.
+
+    Prints the keys it accepts and where they came from (never a secret you gave), and the
+    control token every /_sim/ call needs (header X-Fillguard-Sim-Token; fix it with env
+    FILLGUARD_SIM_CONTROL_TOKEN). Warnings and errors of the simulator go to stderr.
+    """
     from rich.console import Console
 
     from fillguard.logs import register_secret
-    from fillguard.sim.server import DEFAULT_SECRET_KEY, SimServer
+    from fillguard.sim.launch import control_token_from_env, resolve_keys, show_sim_log
+    from fillguard.sim.server import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, SimServer
 
-    key_id, secret_key = _resolve_keys(key, secret)
+    try:
+        keys = resolve_keys(
+            key,
+            secret,
+            secret_file,
+            default_key=DEFAULT_KEY_ID,
+            default_secret=DEFAULT_SECRET_KEY,
+        )
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    key_id, secret_key = keys.key_id, keys.secret_key
     default_secret = secret_key == DEFAULT_SECRET_KEY
     if not default_secret:
         register_secret(secret_key)
@@ -118,16 +139,25 @@ def sim_command(
             rate_limit=rate_limit or None,
             clock=clock,
             symbols=symbols,
+            control_token=control_token_from_env(),
         )
     except (ValueError, OSError) as exc:
         raise click.BadParameter(str(exc)) from None
+    handler = show_sim_log()
     try:
         server.start()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        _print_banner(console, server, faults=faults, seed=seed, rate_limit=rate_limit)
+        _print_banner(
+            console,
+            server,
+            faults=faults,
+            seed=seed,
+            rate_limit=rate_limit,
+            sources=(keys.key_source, keys.secret_source),
+        )
         try:
             while not stop.wait(0.5):
                 pass
@@ -137,13 +167,21 @@ def sim_command(
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.stop()
+        logging.getLogger("fillguard.sim").removeHandler(handler)
 
 
 def _print_banner(
-    console: Console, server: SimServer, *, faults: str, seed: int, rate_limit: int
+    console: Console,
+    server: SimServer,
+    *,
+    faults: str,
+    seed: int,
+    rate_limit: int,
+    sources: tuple[str, str] = ("--key", "--secret"),
 ) -> None:
     from rich.markup import escape
 
+    from fillguard.sim.connections import is_loopback
     from fillguard.sim.server import DEFAULT_SECRET_KEY
 
     default_secret = server.secret_key == DEFAULT_SECRET_KEY
@@ -162,9 +200,16 @@ def _print_banner(
     console.print(f"  stream  {server.stream_url}")
     console.print(f"  key id  {escape(server.key_id)}")
     console.print(f"  secret  {secret_line}")
-    if server.host not in ("127.0.0.1", "localhost", "::1"):
+    console.print(f"  keys accepted from: key id {sources[0]}; secret {sources[1]}")
+    console.print(
+        f"  control token  {escape(server.control_token)}  (header X-Fillguard-Sim-Token, "
+        "required on every /_sim/ call)"
+    )
+    if not is_loopback(server.host):
         console.print(
-            f"[yellow]warning: listening on {escape(server.host)}, not only loopback[/yellow]"
+            f"[yellow]warning: listening on {escape(server.host)}, not only loopback: any host "
+            "that can reach this port can trade on this simulator (and, with the control "
+            "token, reset it)[/yellow]"
         )
     console.print("\nPoint alpaca-py at it:\n")
     console.print(

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from fillguard.sim import market_api, wire
+from fillguard.sim.control import refuse_control
 from fillguard.sim.core import (
     Broker,
     DuplicateClientOrderIdError,
@@ -31,6 +32,7 @@ from fillguard.sim.messages import (
     ApiRequest,
     ApiResponse,
     body_of,
+    body_too_large,
     client_order_id_of,
     error_response,
     json_response,
@@ -93,8 +95,13 @@ class SimApi:
         secret_key: str,
         rate_limit: int | None = 200,
         rate_window_seconds: float = 60.0,
+        control_token: str | None = None,
+        max_body_bytes: int = 1 << 20,
     ) -> None:
         self.broker = broker
+        # Required on /_sim/ calls when set (the HTTP server sets it); see fillguard.sim.control.
+        self.control_token = control_token
+        self.max_body_bytes = max_body_bytes
         self.key_id = key_id
         self.secret_key = secret_key
         self.rate_limit = rate_limit
@@ -145,8 +152,11 @@ class SimApi:
     def handle(self, req: ApiRequest) -> ApiResponse:
         """Answer one request. Never raises for any input: a bug here is a 500 for the shell."""
         path = "/" + req.path.lstrip("/")
+        if len(req.body) > self.max_body_bytes:
+            return body_too_large(self.max_body_bytes)
         if path.startswith("/_sim/") or path == "/_sim":
-            return handle_ground_truth(self, req, path)
+            refused = refuse_control(req, self.control_token)
+            return refused or handle_ground_truth(self, req, path)
         with self.broker.lock:
             self.requests_total += 1
             auth = self._authenticate(req)
@@ -414,10 +424,13 @@ class SimApi:
 
     def _list_orders(self, req: ApiRequest) -> ApiResponse:
         nested = parse_bool(req.arg("nested"), "nested")
-        # nested=true rolls legs up under their parent; otherwise every order is listed flat.
-        listed = [o for o in self.broker.list_orders() if not (nested and o.parent_id)]
+        if not nested:  # a scan reads only as many orders as the answer holds
+            orders = select_orders(req, self.broker.scan_orders)
+            return json_response(200, [self.broker.order_view(o) for o in orders])
+        # nested=true rolls legs up under their parent.
+        listed = [o for o in self.broker.list_orders() if not o.parent_id]
         views = [self.broker.order_view(o) for o in select_orders(req, listed)]
-        return json_response(200, [self.broker.nest(v) for v in views] if nested else views)
+        return json_response(200, [self.broker.nest(v) for v in views])
 
     def _cancel_all(self, req: ApiRequest) -> ApiResponse:
         results = self.broker.cancel_all()

@@ -25,6 +25,11 @@ __all__ = [
 LostSubmitMode = Literal["504", "reset", "hang"]
 _LOST_MODES: tuple[LostSubmitMode, ...] = ("504", "reset", "hang")
 _TIMESTAMP_STYLES = ("micro", "nanos", "offset", "mixed")
+# Upper bounds: a knob beyond them is a typo or an attack, never a test (b=1e308 overflowed).
+MAX_LATENCY_SECONDS = 60.0
+MAX_KNOB_SECONDS = 3600.0
+MAX_SECONDS_PER_BYTE = 10.0
+_MAX_COUNTS = {"rate_limit_burst_length": 10_000, "max_partial_fills": 100}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,13 @@ class Latency:
     def __post_init__(self) -> None:
         if self.kind not in ("fixed", "uniform", "lognormal"):
             raise ValueError(f"latency kind must be fixed, uniform or lognormal, got {self.kind!r}")
+        for bound in (self.a, self.b):
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise ValueError(f"latency bounds must be numbers, got {bound!r}")
         if not (math.isfinite(self.a) and math.isfinite(self.b)) or self.a < 0 or self.b < 0:
             raise ValueError("latency bounds must be finite and >= 0")
+        if max(self.a, self.b) > MAX_LATENCY_SECONDS:
+            raise ValueError(f"latency bounds must be at most {MAX_LATENCY_SECONDS} s")
         if self.kind != "fixed" and self.b < self.a:
             raise ValueError("latency b must be >= a")
 
@@ -57,7 +67,10 @@ class Latency:
             return 0.0
         # 2.326 = z of the 99th percentile of the standard normal.
         sigma = max(math.log(max(self.b, self.a) / self.a) / 2.326, 1e-9)
-        return min(rng.lognormvariate(math.log(self.a), sigma), 4 * max(self.b, self.a))
+        cap = 4 * max(self.b, self.a)
+        # lognormvariate is exp(normalvariate): the same draw, capped before exp can overflow.
+        z = rng.normalvariate(math.log(self.a), sigma)
+        return cap if z >= math.log(cap) else min(math.exp(z), cap)
 
     @classmethod
     def parse(cls, value: Any) -> Latency:
@@ -66,14 +79,18 @@ class Latency:
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return cls("fixed", float(value), float(value))
-        if isinstance(value, list | tuple) and len(value) == 2:
-            return cls("uniform", float(value[0]), float(value[1]))
-        if isinstance(value, dict):
-            return cls(
-                str(value.get("kind", "fixed")),  # type: ignore[arg-type]
-                float(value.get("a", 0.0)),
-                float(value.get("b", value.get("a")) or 0.0),
-            )
+        try:
+            if isinstance(value, list | tuple) and len(value) == 2:
+                return cls("uniform", float(value[0]), float(value[1]))
+            if isinstance(value, dict):
+                return cls(
+                    str(value.get("kind", "fixed")),  # type: ignore[arg-type]
+                    float(value.get("a", 0.0)),
+                    float(value.get("b", value.get("a")) or 0.0),
+                )
+        except (TypeError, ValueError, OverflowError) as err:
+            message = str(err) if str(err).startswith("latency") else f"latency: {err}"
+            raise ValueError(message) from None
         raise ValueError(f"cannot read a latency from {value!r}")
 
 
@@ -177,10 +194,12 @@ class FaultProfile:
             value = getattr(self, f.name)
             if f.name.endswith("_rate"):
                 _rate(f.name, value)
-            elif f.name.endswith(("_seconds", "_seconds_per_byte")) and not (
-                math.isfinite(value) and value >= 0
-            ):
-                raise ValueError(f"{f.name} must be finite and >= 0, got {value}")
+            elif f.name.endswith(("_seconds", "_seconds_per_byte")):
+                if not (math.isfinite(value) and value >= 0):
+                    raise ValueError(f"{f.name} must be finite and >= 0, got {value}")
+                top = MAX_SECONDS_PER_BYTE if f.name.endswith("_per_byte") else MAX_KNOB_SECONDS
+                if value > top:
+                    raise ValueError(f"{f.name} must be at most {top}, got {value}")
         if self.timestamp_style not in _TIMESTAMP_STYLES:
             raise ValueError(
                 f"timestamp_style must be one of {', '.join(_TIMESTAMP_STYLES)}, "
@@ -192,6 +211,11 @@ class FaultProfile:
             raise ValueError("outside_trade_qty must be >= 1")
         if self.max_partial_fills < 2:
             raise ValueError("max_partial_fills must be >= 2")
+        for name, top in _MAX_COUNTS.items():
+            if getattr(self, name) > top:
+                raise ValueError(f"{name} must be at most {top}, got {getattr(self, name)}")
+        if not isinstance(self.name, str) or len(self.name) > 100:
+            raise ValueError("name must be a string of at most 100 characters")
         bad = [m for m in self.lost_submit_modes if m not in _LOST_MODES]
         if bad or not self.lost_submit_modes:
             raise ValueError(f"lost_submit_modes must be a non-empty subset of {_LOST_MODES}")

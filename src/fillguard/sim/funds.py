@@ -50,7 +50,7 @@ class Funds(BrokerState):
         return sum(
             (
                 o.remaining_qty
-                for o in self.orders.values()
+                for o in self.orders.open_orders()
                 if o.symbol == symbol and o.side == side and self._holds(o, exclude)
             ),
             Decimal(0),
@@ -74,7 +74,7 @@ class Funds(BrokerState):
         with self.lock:
             t = self.t()
             held = Decimal(0)
-            for o in self.orders.values():
+            for o in self.orders.open_orders():
                 if not (self._opens(o) and self._holds(o, exclude)):
                     continue
                 if o.notional is not None and not o.executions:

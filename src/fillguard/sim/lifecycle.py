@@ -219,14 +219,14 @@ class Lifecycle(Funds):
     def _check_limits(self, t: float) -> None:
         resting = [
             o
-            for o in self.orders.values()
+            for o in self.orders.open_orders()
             if self._rests(o, t) and not self._fills_pending.get(o.id)
         ]
         for order in resting:
             self._observe(order, t)
             if self._crosses(order, t):
                 self._plan_fills(order, t)
-        if any(self._rests(o, t) for o in self.orders.values()):
+        if any(self._rests(o, t) for o in self.orders.open_orders()):
             self._ensure_tick(t)
 
     def _plan_fills(self, order: SimOrder, t: float) -> None:
@@ -396,7 +396,7 @@ class Lifecycle(Funds):
         with self.lock:
             self.advance()
             out: list[tuple[str, int]] = []
-            for order in list(self.orders.values()):
+            for order in self.orders.open_orders():
                 if order.status in CANCELABLE:
                     self.cancel(order.id)
                     out.append((order.id, 200))
@@ -426,7 +426,7 @@ class Lifecycle(Funds):
             self.advance()
             t = self.t()
             expired = done = 0
-            for order in list(self.orders.values()):
+            for order in self.orders.open_orders():
                 if order.time_in_force == "day" and order.status in _LIVE:
                     self._transition(order, "expired", t)
                     expired += 1
@@ -445,7 +445,7 @@ class Lifecycle(Funds):
             self.advance()
             t = self.t()
             n = 0
-            for order in list(self.orders.values()):
+            for order in self.orders.open_orders():
                 if order.status == "done_for_day":
                     self._resume(order, t)
                     n += 1

@@ -14,6 +14,7 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "body_of",
+    "body_too_large",
     "client_order_id_of",
     "error_response",
     "json_response",
@@ -73,6 +74,13 @@ def error_response(err: SimError) -> ApiResponse:
 def not_found_page() -> ApiResponse:
     """A path that is no route at all: 404 with Alpaca's JSON error body."""
     return json_response(404, {"code": 40410000, "message": "endpoint not found"})
+
+
+def body_too_large(limit_bytes: int) -> ApiResponse:
+    """413: the request body is over the simulator's cap (no Alpaca body comes near it)."""
+    return json_response(
+        413, {"code": 41310000, "message": f"request body larger than {limit_bytes} bytes"}
+    )
 
 
 def body_of(body: bytes) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 __all__ = [
     "CANCELABLE",
@@ -113,9 +114,17 @@ def vwap(executions: list[Execution]) -> Decimal | None:
     return (notional / total).quantize(PRICE_QUANTUM)
 
 
+# Fields whose change moves an order in or out of the store's open index or buy holds.
+_WATCHED = frozenset({"status", "qty", "limit_price", "awaiting_replace", "side", "executions"})
+
+
 @dataclass(slots=True)
 class SimOrder:
-    """An order as the broker holds it (mutable; only the core changes it)."""
+    """An order as the broker holds it (mutable; only the core changes it).
+
+    Setting a field that the store indexes marks the order dirty in its store
+    (:class:`~fillguard.sim.store.OrderStore`), so no code path can forget to tell it.
+    """
 
     id: str
     client_order_id: str
@@ -176,6 +185,16 @@ class SimOrder:
     lookup_refused_done: bool = False
     # (time of the last execution, the version before it): the half-update fault's window.
     half_base: tuple[float, dict[str, object]] | None = None
+    # --- storage (not on the wire) ---------------------------------------------------------
+    store: Any = field(default=None, compare=False, repr=False)
+    retired: bool = False  # queued for version trimming once finished
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _WATCHED:
+            store = getattr(self, "store", None)
+            if store is not None:
+                store.mark(self)
 
     @property
     def filled_qty(self) -> Decimal:

@@ -1,4 +1,9 @@
-"""A seeded price path per symbol: a random walk in fixed ticks, the same for the same seed."""
+"""A seeded price path per symbol: a random walk in fixed ticks, the same for the same seed.
+
+Bounded in memory and time: a symbol's walk starts at the tick it is first read (a symbol first
+seen after a day does not walk a day of ticks), and only the last ``window_ticks`` prices are
+kept; a read of an older tick answers the oldest price kept.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ class PricePath:
         tick_seconds: float = 1.0,
         volatility: float = 0.001,
         initial: dict[str, Decimal] | None = None,
+        window_ticks: int = 4096,
     ) -> None:
         if tick_seconds <= 0 or not math.isfinite(tick_seconds):
             raise ValueError("tick_seconds must be > 0")
@@ -42,11 +48,17 @@ class PricePath:
         self.tick_seconds = tick_seconds
         self.volatility = volatility
         self._initial = dict(initial or {})
+        if window_ticks < 1:
+            raise ValueError("window_ticks must be >= 1")
+        self.window_ticks = window_ticks
         self._paths: dict[str, list[Decimal]] = {}
+        # The tick of each path's first kept price.
+        self._base: dict[str, int] = {}
         self._rngs: dict[str, random.Random] = {}
+        self._last: dict[str, tuple[int, Decimal]] = {}  # symbol -> (tick, price) last read
 
     def start_price(self, symbol: str) -> Decimal:
-        """The price at tick 0."""
+        """The price at the tick the symbol is first read."""
         if symbol in self._initial:
             return round_price(self._initial[symbol])
         digest = hashlib.sha256(f"{self.seed}/{symbol}".encode()).digest()
@@ -61,17 +73,36 @@ class PricePath:
         path = self._paths.get(symbol)
         if path is None:
             path = self._paths[symbol] = [self.start_price(symbol)]
+            self._base[symbol] = tick
             self._rngs[symbol] = random.Random(f"fillguard-price/{self.seed}/{symbol}")
+        base = self._base[symbol]
+        if tick < base:
+            return path[0]  # older than what is kept
         rng = self._rngs[symbol]
-        while len(path) <= tick:
+        while base + len(path) <= tick:
             step = math.exp(rng.gauss(0.0, self.volatility))
             nxt = round_price(path[-1] * Decimal(repr(step)))
             path.append(max(nxt, _SUB_CENT))
-        return path[tick]
+            if len(path) >= 2 * self.window_ticks:
+                drop = len(path) - self.window_ticks
+                del path[:drop]
+                base += drop
+                self._base[symbol] = base
+        return path[tick - base]
+
+    def kept_ticks(self) -> int:
+        """How many prices are held, over every symbol (bounded by the window)."""
+        return sum(len(p) for p in self._paths.values())
 
     def price(self, symbol: str, t: float) -> Decimal:
         """The price of ``symbol`` at time ``t``."""
-        return self.price_at_tick(symbol, self.tick_of(t))
+        tick = self.tick_of(t)
+        last = self._last.get(symbol)
+        if last is not None and last[0] == tick:
+            return last[1]  # a price tick checks every resting order against one price
+        price = self.price_at_tick(symbol, tick)
+        self._last[symbol] = (tick, price)
+        return price
 
     def set_price(self, symbol: str, t: float, price: Decimal) -> None:
         """Pin the price from the tick of ``t`` on; the walk continues from it."""
@@ -82,7 +113,13 @@ class PricePath:
         if rounded <= 0:  # e.g. 0.00001 rounds to a price of 0
             raise ValueError(f"price must be at least {_SUB_CENT}")
         tick = self.tick_of(t)
+        self._last.pop(symbol, None)
         self.price_at_tick(symbol, tick)
         path = self._paths[symbol]
-        del path[tick:]
+        base = self._base[symbol]
+        if tick < base:
+            path[:] = [rounded]
+            self._base[symbol] = tick
+            return
+        del path[tick - base :]
         path.append(rounded)

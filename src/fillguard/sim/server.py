@@ -21,30 +21,37 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
 import requests
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from fillguard.clock import SystemClock
 from fillguard.sim.api import ApiRequest, SimApi
 from fillguard.sim.assets import AssetUniverse, load_symbols
+from fillguard.sim.connections import (
+    H11ProtocolWithDeadline,
+    WebSocketProtocol,
+    is_loopback,
+    read_body,
+)
+from fillguard.sim.control import CONTROL_TOKEN_HEADER, new_control_token
 from fillguard.sim.core import Broker, BrokerConfig
 from fillguard.sim.faults import FaultProfile, profile_from
+from fillguard.sim.messages import body_too_large
 from fillguard.sim.metrics import CONTENT_TYPE_LATEST, SimMetrics
 from fillguard.sim.sim_clock import ScaledClock, parse_clock
 from fillguard.sim.stream import TRANSPORT_SCOPE_KEY, StreamHub, reset_connection
 from fillguard.sim.trickle import trickle_body
 
 __all__ = [
+    "CONTROL_TOKEN_HEADER",
     "DEFAULT_KEY_ID",
     "DEFAULT_SECRET_KEY",
     "TRANSPORT_SCOPE_KEY",
@@ -62,40 +69,6 @@ DEFAULT_SECRET_KEY = "FILLGUARD-SIM-SECRET"
 
 _TICK_SECONDS = 0.005
 _HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-def _set_nodelay(transport: Any) -> None:
-    # asyncio only sets TCP_NODELAY when the socket's proto is IPPROTO_TCP; without it a
-    # response written as headers then body waits out the client's delayed ACK (40 ms).
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _with_transport(app: Any, transport: Any) -> Any:
-    async def app_with_transport(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        scope[TRANSPORT_SCOPE_KEY] = transport
-        await app(scope, receive, send)
-
-    return app_with_transport
-
-
-class _H11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, putting the transport into every request's ASGI scope."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        _set_nodelay(transport)
-        self.app = _with_transport(self.app, transport)
-
-
-class _WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets protocol, putting the transport into the websocket's ASGI scope."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.app = _with_transport(self.app, transport)
 
 
 def _collapse_slashes(path: str) -> str:
@@ -131,11 +104,23 @@ def build_app(
         scope = request.scope
         raw_path = scope.get("raw_path") or scope["path"].encode()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await read_body(request, api.max_body_bytes)
+        except ClientDisconnect:
+            return Response(b"", status_code=400)  # nobody left to answer: no traceback
+        if body is None:
+            refusal = body_too_large(api.max_body_bytes)
+            # The rest of the body is never read: close the connection after answering.
+            return Response(
+                refusal.body,
+                status_code=413,
+                headers={**dict(refusal.headers), "connection": "close"},
+            )
         api_request = ApiRequest(
             method=scope["method"].upper(),
             path=_collapse_slashes(raw_path.decode("latin-1")),
             query=parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True),
-            body=await request.body(),
+            body=body,
             headers=headers,
         )
         try:
@@ -144,9 +129,9 @@ def build_app(
             counter.count += 1
             counter.last = repr(exc)
             log.exception("simulator bug answering %s %s", api_request.method, api_request.path)
-            body = {"code": 50010000, "message": f"internal server error: {exc!r}"}
+            payload = {"code": 50010000, "message": f"internal server error: {exc!r}"}
             return Response(
-                json.dumps(body, separators=(",", ":")).encode(),
+                json.dumps(payload, separators=(",", ":")).encode(),
                 status_code=500,
                 headers={"content-type": "application/json"},
             )
@@ -199,6 +184,10 @@ class SimServer:
         config: BrokerConfig | None = None,
         clock: str = "open",
         symbols: str | AssetUniverse | None = None,
+        control_token: str | None = None,
+        max_body_bytes: int = 1 << 20,
+        request_timeout_seconds: float = 10.0,
+        stream_auth_timeout_seconds: float = 10.0,
     ) -> None:
         self.host = host
         self.key_id = key_id
@@ -217,9 +206,20 @@ class SimServer:
             else ScaledClock(spec.rate, spec.start)
         )
         self.clock_spec = spec
+        #: Required on every /_sim/ call over HTTP (header X-Fillguard-Sim-Token).
+        self.control_token = control_token or new_control_token()
+        self.request_timeout_seconds = request_timeout_seconds
         self.broker = Broker(clock=sim_clock, seed=seed, config=config, faults=profile_from(faults))
-        self.api = SimApi(self.broker, key_id=key_id, secret_key=secret_key, rate_limit=rate_limit)
+        self.api = SimApi(
+            self.broker,
+            key_id=key_id,
+            secret_key=secret_key,
+            rate_limit=rate_limit,
+            control_token=self.control_token,
+            max_body_bytes=max_body_bytes,
+        )
         self.hub = StreamHub(self.api)
+        self.hub.auth_timeout_seconds = stream_auth_timeout_seconds
         self.errors = _ErrorCounter()
         self.metrics = SimMetrics(lambda: self.hub.stats, lambda: self.errors.count)
         self.app = build_app(self.api, self.hub, self.errors, self.metrics)
@@ -261,12 +261,23 @@ class SimServer:
             raise
         self._sock = sock
         self.port = sock.getsockname()[1]
+        if not is_loopback(self.host):
+            log.warning(
+                "the simulator listens on %s:%s, beyond loopback: other hosts can reach it",
+                self.host,
+                self.port,
+            )
+        protocol = type(
+            "_H11Protocol",
+            (H11ProtocolWithDeadline,),
+            {"request_timeout_seconds": self.request_timeout_seconds},
+        )
         config = uvicorn.Config(
             self.app,
             host=self.host,
             port=self.port,
-            http=_H11Protocol,
-            ws=_WebSocketProtocol,
+            http=protocol,
+            ws=WebSocketProtocol,
             ws_per_message_deflate=False,
             lifespan="off",
             log_level="warning",
@@ -360,8 +371,19 @@ class SimServer:
             self.key_id, self.secret_key, raw_data=raw_data, url_override=self.stream_url
         )
 
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """The header every ``/_sim/`` call over HTTP needs."""
+        return {CONTROL_TOKEN_HEADER: self.control_token}
+
     def _sim(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.base_url}/_sim/{path}", json=body, timeout=30)
+        response = requests.request(
+            method,
+            f"{self.base_url}/_sim/{path}",
+            json=body,
+            headers=self.control_headers,
+            timeout=30,
+        )
         response.raise_for_status()
         return response.json()
 
@@ -401,6 +423,10 @@ def run_simulator(
     config: BrokerConfig | None = None,
     clock: str = "open",
     symbols: str | AssetUniverse | None = None,
+    control_token: str | None = None,
+    max_body_bytes: int = 1 << 20,
+    request_timeout_seconds: float = 10.0,
+    stream_auth_timeout_seconds: float = 10.0,
 ) -> Iterator[SimServer]:
     """Run the simulator on ``host:port`` (0: a free port) for the ``with`` block.
 
@@ -420,6 +446,10 @@ def run_simulator(
         config=config,
         clock=clock,
         symbols=symbols,
+        control_token=control_token,
+        max_body_bytes=max_body_bytes,
+        request_timeout_seconds=request_timeout_seconds,
+        stream_auth_timeout_seconds=stream_auth_timeout_seconds,
     )
     server.start()
     try:

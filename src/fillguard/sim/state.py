@@ -25,6 +25,7 @@ from fillguard.sim.assets import DEFAULT_UNIVERSE, AssetUniverse, asset_id_for
 from fillguard.sim.faults import CALM, FaultProfile, FaultRng, Latency
 from fillguard.sim.orders import TRANSITIONS, Execution, SimOrder, SimPosition
 from fillguard.sim.prices import PricePath
+from fillguard.sim.store import EventLog, OrderStore
 
 __all__ = [
     "BrokerConfig",
@@ -71,6 +72,10 @@ class BrokerConfig:
     # market never closes (the tests' default, and today's behaviour).
     market_hours: bool = False
     assets: AssetUniverse = DEFAULT_UNIVERSE
+    # Memory bounds: trade events kept in memory (between this and twice this; None: all),
+    # and how long a finished order keeps its version history (stale reads look back).
+    retain_events: int | None = 20_000
+    retain_versions_seconds: float = 60.0
     account_id: str = "a1b2c3d4-0000-4000-8000-00000000f111"
     account_number: str = "PA3FILLGUARD"
 
@@ -217,7 +222,8 @@ class BrokerState:
             initial=dict(self.config.initial_prices),
         )
         self.cash = self.config.starting_cash
-        self.orders: dict[str, SimOrder] = {}
+        # Every order by id, plus the open-order index and running buy holds (O(result) reads).
+        self.orders = OrderStore()
         self.by_client_id: dict[str, str] = {}
         self.positions: dict[str, SimPosition] = {}
         self._position_history: dict[str, list[PositionEntry]] = {}
@@ -225,7 +231,7 @@ class BrokerState:
         self.posts: dict[str, list[dict[str, Any]]] = {}
         # Every PATCH /v2/orders/{id} received (and every external replace), per order id.
         self.patches: dict[str, list[dict[str, Any]]] = {}
-        self.events: list[TradeEventRecord] = []
+        self.events: EventLog = EventLog(self.config.retain_events)
         self._queue: list[Action] = []
         self._seq = 0
         self._tick_scheduled = False
@@ -358,7 +364,7 @@ class BrokerState:
         # a list slot): a stale read must find the version current at its cutoff.
         order.versions.append((t, snapshot))
         record = TradeEventRecord(
-            seq=len(self.events) + 1,
+            seq=self.events.total + 1,
             event=event,
             mono=t,
             timestamp=self._wall(t),
@@ -370,6 +376,8 @@ class BrokerState:
             style=self._event_style(),
         )
         self.events.append(record)
+        horizon = max(self.config.retain_versions_seconds, self.faults.stale_read_seconds)
+        self.orders.retire(t, horizon)
         for listener in list(self._listeners):
             listener(record)
 

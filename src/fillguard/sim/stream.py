@@ -130,6 +130,9 @@ class StreamHub:
         self.upgrades = 0  # websocket upgrade requests, refused ones included
         self.refused_upgrades = 0  # answered HTTP 429: the slot was held
         self._held_until = 0.0  # loop time: the stream_gap fault holds the slot until then
+        #: A connection that has not authenticated this long after opening is closed.
+        self.auth_timeout_seconds = 10.0
+        self.auth_timeouts = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The event loop the websocket connections run on."""
@@ -213,9 +216,12 @@ class StreamHub:
         conn = _Connection(websocket, ConnectionStats(next(self._ids)))
         self.stats.append(conn.stats)
         self._connections.add(conn)
+        auth_deadline = asyncio.get_running_loop().time() + self.auth_timeout_seconds
         try:
             while not conn.dead:
-                message = await websocket.receive()
+                message = await self._receive(conn, auth_deadline)
+                if message is None:
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 raw = message.get("bytes") or message.get("text") or ""
@@ -225,6 +231,19 @@ class StreamHub:
             log.debug("stream connection %s ended: %r", conn.stats.id, exc)
         finally:
             await self._finish(conn)
+
+    async def _receive(self, conn: _Connection, auth_deadline: float) -> Any:
+        """The next client message; None when the connection is closed for never authenticating."""
+        if conn.stats.authenticated:
+            return await conn.websocket.receive()
+        remaining = auth_deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(conn.websocket.receive(), max(0.0, remaining))
+        except TimeoutError:
+            self.auth_timeouts += 1
+            await self._send(conn, _authorization("unauthorized", "authenticate"))
+            await conn.websocket.close(code=1008)
+            return None
 
     async def _on_message(self, conn: _Connection, raw: str | bytes) -> bool:
         """Handle one client message; False closes the connection."""

@@ -9,6 +9,7 @@ and positions that lag fills (``position_lag_seconds``, ``position_long_lag``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -106,6 +107,15 @@ class Views(Replacing):
             self.advance()
             t = self.t()
             return [o for o in self.orders.values() if not self.hidden(o, t)]
+
+    def scan_orders(self, status: str, *, newest_first: bool) -> Iterator[SimOrder]:
+        """Orders REST lists of ``status`` (open, closed, all), newest or oldest first, lazily:
+        a listing reads as many as it answers (plus what its filters skip)."""
+        self.advance()
+        t = self.t()
+        return (
+            o for o in self.orders.scan(status, newest_first=newest_first) if not self.hidden(o, t)
+        )
 
     def order_view(self, order: SimOrder) -> dict[str, Any]:
         """An order as a REST answer shows it now (missing price and half update applied)."""
@@ -225,5 +235,5 @@ class Views(Replacing):
                     s: {"qty": wire.num(p.qty), "avg_entry_price": wire.num(p.avg_entry_price)}
                     for s, p in self.positions.items()
                 },
-                "events": len(self.events),
+                "events": self.events.total,
             }
