@@ -56,8 +56,11 @@ def sim_process(seed: int, faults: str = "calm") -> Iterator[tuple[str, int]]:
     env["FILLGUARD_SIM_CONTROL_TOKEN"] = _CONTROL_TOKEN
     proc = subprocess.Popen(
         # The market never closes: a benchmark (or the crash test in CI) runs at any hour.
-        [*cmd, "sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed), "--faults", faults]
-        + ["--clock", "open"],
+        [
+            *cmd,
+            *("sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed)),
+            *("--faults", faults, "--clock", "open"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
