@@ -232,11 +232,33 @@ def case_activities(ctx: Ctx) -> None:
     ctx.raw("GET", "/v2/account/activities", params={"activity_types": "DIV"})
 
 
+def case_calendar(ctx: Ctx) -> None:
+    ctx.client.get_calendar()
+    ctx.raw("GET", "/v2/calendar", params={"start": "2026-03-02", "end": "2026-03-06"})
+
+
+def case_assets(ctx: Ctx) -> None:
+    ctx.client.get_all_assets()
+    ctx.raw("GET", "/v2/assets", params={"asset_class": "crypto"})
+
+
+def case_configurations(ctx: Ctx) -> None:
+    ctx.raw("GET", "/v2/account/configurations")
+
+
+def case_patch_configurations(ctx: Ctx) -> None:
+    ctx.raw("PATCH", "/v2/account/configurations", json={"no_shorting": False})
+
+
 # (method, the simulator's route pattern) -> its case.
 CASES: dict[tuple[str, str], Callable[[Ctx], None]] = {
     ("GET", r"/v2/account"): case_account,
     ("GET", r"/v2/clock"): case_clock,
-    ("GET", r"/v2/assets/([^/]+)"): case_asset,
+    ("GET", r"/v2/calendar"): case_calendar,
+    ("GET", r"/v2/assets"): case_assets,
+    ("GET", r"/v2/assets/([^/]+|[^/]+/[^/]+)"): case_asset,
+    ("GET", r"/v2/account/configurations"): case_configurations,
+    ("PATCH", r"/v2/account/configurations"): case_patch_configurations,
     ("POST", r"/v2/orders"): case_submit,
     ("GET", r"/v2/orders"): case_list_orders,
     ("DELETE", r"/v2/orders"): case_cancel_all,
@@ -248,7 +270,7 @@ CASES: dict[tuple[str, str], Callable[[Ctx], None]] = {
     ("DELETE", r"/v2/positions"): case_close_all,
     ("GET", r"/v2/positions/([^/]+)"): case_position,
     ("DELETE", r"/v2/positions/([^/]+)"): case_close_position,
-    ("GET", r"/v2/account/activities/FILL"): case_fills,
+    ("GET", r"/v2/account/activities/([^/]+)"): case_fills,
     ("GET", r"/v2/account/activities"): case_activities,
 }
 

@@ -301,7 +301,7 @@ def execution_json(execution: Execution) -> dict[str, Any]:
 def asset_json(asset: Asset) -> dict[str, Any]:
     """An asset as GET /v2/assets/{symbol} returns it."""
     crypto = asset.is_crypto
-    return {
+    view: dict[str, Any] = {
         "id": asset.id,
         "class": asset.asset_class,
         "exchange": asset.exchange,
@@ -317,10 +317,13 @@ def asset_json(asset: Asset) -> dict[str, Any]:
         "margin_requirement_long": "100" if crypto else "30",
         "margin_requirement_short": "100" if crypto else "30",
         "attributes": ["fractional_eh_enabled"] if asset.fractionable and not crypto else [],
-        "min_order_size": num(asset.min_order_size),
-        "min_trade_increment": num(asset.min_trade_increment),
-        "price_increment": num(asset.price_increment),
     }
+    # Alpaca writes the increments only where they apply (crypto pairs), never as null.
+    for name in ("min_order_size", "min_trade_increment", "price_increment"):
+        value = getattr(asset, name)
+        if value is not None:
+            view[name] = num(value)
+    return view
 
 
 def clock_json(now: datetime, *, always_open: bool = False) -> dict[str, Any]:
