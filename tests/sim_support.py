@@ -344,6 +344,27 @@ def check_ledger(broker: Broker) -> None:
     # The open-order index and running buy holds equal a recomputation from every order.
     t = broker.t()
     broker.orders.check(lambda s: broker.prices.price(s, t))
+    assert broker.buying_power() == full_walk_buying_power(broker), "running holds drifted"
+
+
+def full_walk_buying_power(broker: Broker) -> Decimal:
+    """Buying power by walking every order (Alpaca's rules as fillguard.sim.funds states
+    them), to hold the store's running totals to."""
+    t = broker.t()
+    held = Decimal(0)
+    for o in broker.orders.values():
+        opens = o.side == "buy" or o.position_intent == "sell_to_open"
+        if not (opens and broker._holds(o, None)):
+            continue
+        if o.notional is not None and not o.executions:
+            held += o.notional
+        else:
+            held += o.remaining_qty * broker._reference(o, t)
+    short_mv = sum(
+        (-p.qty * broker.prices.price(s, t) for s, p in broker.positions.items() if p.qty < 0),
+        Decimal(0),
+    )
+    return max(Decimal(0), broker.cash - 2 * short_mv - held).quantize(Decimal("0.01"))
 
 
 def check_ledger_json(api: SimApi) -> None:

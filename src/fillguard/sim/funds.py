@@ -69,18 +69,23 @@ class Funds(BrokerState):
         # A buy always holds buying power; a sell only when it opens a short.
         return o.side == "buy" or o.position_intent == "sell_to_open"
 
+    def _live_hold(self, o: SimOrder, exclude: str | None, t: float) -> Decimal:
+        if not (self._opens(o) and self._holds(o, exclude)):
+            return Decimal(0)
+        if o.notional is not None and not o.executions:
+            return o.notional
+        return o.remaining_qty * self._reference(o, t)
+
     def buying_power(self, exclude: str | None = None) -> Decimal:
         """1x: cash less twice the short market value, less what open orders hold."""
         with self.lock:
             t = self.t()
-            held = Decimal(0)
-            for o in self.orders.open_orders():
-                if not (self._opens(o) and self._holds(o, exclude)):
-                    continue
-                if o.notional is not None and not o.executions:
-                    held += o.notional
-                else:
-                    held += o.remaining_qty * self._reference(o, t)
+            # Running totals in the store: O(open market orders and oco pairs), not O(orders).
+            held = self.orders.held_by_buys(
+                lambda s: self.prices.price(s, t),
+                exclude,
+                lambda o: self._live_hold(o, exclude, t),
+            )
             short_mv = sum(
                 (-p.qty * self.prices.price(s, t) for s, p in self.positions.items() if p.qty < 0),
                 Decimal(0),

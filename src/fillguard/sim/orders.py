@@ -115,7 +115,20 @@ def vwap(executions: list[Execution]) -> Decimal | None:
 
 
 # Fields whose change moves an order in or out of the store's open index or buy holds.
-_WATCHED = frozenset({"status", "qty", "limit_price", "awaiting_replace", "side", "executions"})
+_WATCHED = frozenset(
+    {
+        "status",
+        "qty",
+        "limit_price",
+        "stop_price",
+        "notional",
+        "position_intent",
+        "oco_with",
+        "awaiting_replace",
+        "side",
+        "executions",
+    }
+)
 
 
 @dataclass(slots=True)

@@ -94,14 +94,24 @@ class OrderStore(dict[str, SimOrder]):
         if old is not None:
             self._fixed_total -= old
         self._live.pop(order_id, None)
-        if order.side != "buy" or order.status not in OPEN or order.awaiting_replace:
+        # Alpaca's holds (see fillguard.sim.funds): open orders that open a position, not a
+        # replacement awaiting its original, not a leg held until its parent fills.
+        if order.status not in OPEN or order.awaiting_replace or order.status == "held":
             return
-        if order.limit_price is not None:
-            amount = order.remaining_qty * order.limit_price
-            self._fixed[order_id] = amount
-            self._fixed_total += amount
+        if not (order.side == "buy" or order.position_intent == "sell_to_open"):
+            return
+        if order.oco_with is not None:
+            self._live[order_id] = order  # one of a pair holds: decided at read time
+            return
+        if order.notional is not None and order.filled_qty == 0:
+            amount = order.notional
+        elif (reference := order.limit_price or order.stop_price) is not None:
+            amount = order.remaining_qty * reference
         else:
-            self._live[order_id] = order
+            self._live[order_id] = order  # a market order holds at the price of the moment
+            return
+        self._fixed[order_id] = amount
+        self._fixed_total += amount
 
     # ------------------------------------------------------------------ reads
     def open_orders(self) -> list[SimOrder]:
@@ -109,8 +119,14 @@ class OrderStore(dict[str, SimOrder]):
         self.flush()
         return list(self._open.values())
 
-    def held_by_buys(self, price_of: Callable[[str], Decimal], exclude: str | None) -> Decimal:
-        """What open buy orders hold: at their limit, or at ``price_of`` their symbol plus 3 %."""
+    def held_by_buys(
+        self,
+        price_of: Callable[[str], Decimal],
+        exclude: str | None,
+        live: Callable[[SimOrder], Decimal] | None = None,
+    ) -> Decimal:
+        """What open orders hold: fixed ones at their limit, stop or notional; the others by
+        ``live`` (default: at ``price_of`` their symbol plus 3 %)."""
         self.flush()
         with localcontext() as ctx:
             ctx.prec = _PRECISION
@@ -118,7 +134,11 @@ class OrderStore(dict[str, SimOrder]):
             if exclude is not None and exclude in self._fixed:
                 held -= self._fixed[exclude]
             for order_id, order in self._live.items():
-                if order_id != exclude:
+                if order_id == exclude:
+                    continue
+                if live is not None:
+                    held += live(order)
+                else:
                     held += order.remaining_qty * price_of(order.symbol) * Decimal("1.03")
             return held
 
