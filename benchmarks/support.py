@@ -53,7 +53,18 @@ def sim_process(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
     proc = subprocess.Popen(
-        [*cmd, "sim", "--port", "0", "--rate-limit", str(rate_limit), "--seed", str(seed), "--faults", faults],
+        [
+            *cmd,
+            "sim",
+            "--port",
+            "0",
+            "--rate-limit",
+            str(rate_limit),
+            "--seed",
+            str(seed),
+            "--faults",
+            faults,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
