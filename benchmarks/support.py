@@ -41,8 +41,11 @@ def machine() -> str:
 
 
 @contextlib.contextmanager
-def sim_process(seed: int, faults: str = "calm") -> Iterator[tuple[str, int]]:
-    """``fillguard sim`` in its own process on a free loopback port, rate limit off.
+def sim_process(
+    seed: int, faults: str = "calm", *, rate_limit: int = 0
+) -> Iterator[tuple[str, int]]:
+    """``fillguard sim`` in its own process on a free loopback port (rate limit off unless
+    ``rate_limit`` requests per minute are given).
 
     Yields the base URL and the process id (for its CPU time); the process is stopped on exit.
     """
@@ -58,7 +61,7 @@ def sim_process(seed: int, faults: str = "calm") -> Iterator[tuple[str, int]]:
         # The market never closes: a benchmark (or the crash test in CI) runs at any hour.
         [
             *cmd,
-            *("sim", "--port", "0", "--rate-limit", "0", "--seed", str(seed)),
+            *("sim", "--port", "0", "--rate-limit", str(rate_limit), "--seed", str(seed)),
             *("--faults", faults, "--clock", "open"),
         ],
         stdout=subprocess.PIPE,

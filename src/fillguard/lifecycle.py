@@ -11,7 +11,9 @@ late observations can only be harmless:
   ignored: it proves nothing;
 * an execution is counted once, by ``execution_id``; its event's ``position_qty`` (the account's
   position after it) is kept for the position check;
-* the average price is the one written with the largest filled quantity;
+* the average price is the one written with the largest filled quantity; at the same quantity
+  a price from an execution event (the order as written after it) outranks a REST read, which
+  may be half-written (the new quantity with the previous price);
 * a record whose ``client_order_id`` (or submission time) differs from the view's is another
   order under a reused id: it starts the view afresh.
 
@@ -63,6 +65,8 @@ class OrderView:
     position_time: datetime | None = None
     last_event_at: float | None = None
     last_rest_at: float | None = None
+    #: Whether the snapshot's price came from a stream event at its current filled quantity.
+    priced_by_event: bool = False
     #: Every observation that changed the view (a count, for tests and logs).
     changes: int = 0
 
@@ -194,8 +198,23 @@ def merge(view: OrderView, observation: Observation) -> tuple[OrderView, bool]:
         return merge(fresh, observation)
     if snap.status is None or snap.is_half_updated or _older(view.snapshot, snap):
         return position, False
-    merged = _combine(view.snapshot, snap) if view.snapshot.status is not None else snap
-    changed = merged != view.snapshot
+    known = view.snapshot
+    merged = _combine(known, snap) if known.status is not None else snap
+    same_qty = known.status is not None and merged.filled_qty == known.filled_qty
+    if (
+        not stream
+        and view.priced_by_event
+        and same_qty
+        and known.filled_avg_price is not None
+        and merged.filled_avg_price != known.filled_avg_price
+    ):
+        # A read written in steps (quantity first) would give the previous price back.
+        merged = replace(merged, filled_avg_price=known.filled_avg_price)
+    # A stream event prices the view; a read keeps that mark only at the same quantity.
+    priced = merged.filled_avg_price is not None if stream else view.priced_by_event and same_qty
+    changed = merged != known
     if not changed:
-        return position, False
-    return replace(position, snapshot=merged, changes=view.changes + 1), True
+        return replace(position, priced_by_event=priced), False
+    return replace(
+        position, snapshot=merged, priced_by_event=priced, changes=view.changes + 1
+    ), True

@@ -246,8 +246,10 @@ class MonitorMachine:
             self.mon.cancel_sent = True
         if self.cancels == 1:
             # Read until the broker says how it ended; with a live stream its event should
-            # come first, so the read waits for it a while.
+            # come first, so the read waits for it a while, but never for more than half of
+            # the verification budget left: a dropped event must not cost the final word.
             wait = self.stream_silence_seconds if self.stream_live else 0.0
+            wait = min(wait, max(0.0, (self.mon.final_deadline - now) / 2))
             self.next_read_at = now + wait
         return self.on_timer(now)
 

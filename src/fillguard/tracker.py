@@ -443,7 +443,9 @@ class OrderTracker:
             return
         self.sweeps += 1
         deadline = self.clock.monotonic() + 5.0
-        pages = self.settings.max_sweep_pages
+        # Enough pages to hold every order to cover (a page short of that, and each order it
+        # misses is read by id: thousands of reads instead of a few more pages).
+        pages = max(self.settings.max_sweep_pages, -(-len(order_ids) // _PAGE) + 1)
         recovery = self.recovery
 
         def call() -> list[OrderSnapshot]:
