@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fillguard.executor import OrderConfig, SmartOrderExecutor, TradeResult
+from fillguard.executor import OrderConfig, SmartOrderExecutor, TradeOutcome, TradeResult
 from fillguard.results import FillStatus
 from fillguard.sim import SimServer, run_simulator
 from fillguard.sim.core import BrokerConfig
@@ -287,3 +287,32 @@ def test_threads_trading_reconciling_and_resolving_one_symbol_keep_the_book_exac
     broker = Decimal(ledger["positions"].get("TSLA", {}).get("qty", "0"))
     assert executor.expected_position("TSLA") == broker
     assert logs.events("position_synced") == [], "a false mismatch between our own trades"
+
+
+def test_trades_in_flight_in_one_symbol_do_not_read_each_others_orders(sim: SimServer) -> None:
+    """Each trade touches its symbol (books what our open orders filled) and checks its
+    position; orders another trade's monitor is watching are left to that monitor. Reading
+    them too made the requests per trade grow with the trades in flight (issue 8: 74.8 per
+    trade at 1,000 in flight; measured by benchmarks/bench_tracker.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = SmartOrderExecutor(sim.trading_client(), config(timeout=1.0))
+    executor.execute_trade("NVDA", "buy", 1)  # the baseline, and the stream connected
+    price = sim.broker.price("NVDA")
+    limit = (price * Decimal("0.97")).quantize(Decimal("0.01"))
+    before = sim.metrics.requests_by_endpoint().get("get_order", 0)
+    trades = 16
+
+    def trade(i: int) -> TradeResult:
+        time.sleep(0.04 * i)  # staggered: each trade touches the symbol with others resting
+        return executor.execute_trade("NVDA", "buy", 1, order_type="limit", limit_price=limit)
+
+    with ThreadPoolExecutor(max_workers=trades) as pool:
+        results = list(pool.map(trade, range(trades)))
+    assert all(r.outcome is TradeOutcome.PLACED for r in results)
+    reads = sim.metrics.requests_by_endpoint().get("get_order", 0) - before
+    # At most a couple of reads per trade (its own final check), not one per other trade.
+    assert reads <= 3 * trades, reads
+    executor.reconcile_open_orders("NVDA")
+    position = sim.broker.positions.get("NVDA")
+    assert executor.expected_position("NVDA") == (position.qty if position else Decimal(0))

@@ -136,6 +136,7 @@ class SmartOrderExecutor:
             self.config,
             self.observer,
             position_hint=self._position_hint,
+            watching=self._watching,
         )
         self.resolver = Resolver(
             self.broker,
@@ -179,6 +180,9 @@ class SmartOrderExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _watching(self, order_id: str) -> bool:
+        return self.engine.tracker.is_watching(order_id)
 
     def _position_hint(self, symbol: str) -> Decimal | None:
         known = self.engine.tracker.position_qty(symbol)

@@ -53,6 +53,7 @@ class PositionKeeper:
         *,
         logger: logging.Logger | None = None,
         position_hint: Callable[[str], Decimal | None] | None = None,
+        watching: Callable[[str], bool] | None = None,
     ) -> None:
         self.broker = broker
         self.recovery = recovery
@@ -65,6 +66,9 @@ class PositionKeeper:
         #: The account's position after the newest execution event in a symbol (the stream's
         #: ``position_qty``): when it equals the book, no REST read is needed.
         self.position_hint = position_hint
+        #: Whether the tracker watches an order now: its own trade books it when it ends, so a
+        #: catch-up read of it would only repeat the monitor's work (once per trade in flight).
+        self.watching = watching
         self._lock = threading.Lock()
         self._symbol_locks: dict[str, threading.Lock] = {}
         self._versions: dict[str, int] = {}
@@ -117,6 +121,8 @@ class PositionKeeper:
         for booking in self.book.open_orders(symbol):
             if self.clock.monotonic() >= deadline:
                 break
+            if self.watching is not None and self.watching(booking.order_id):
+                continue
             changed |= self._catch_up(booking.order_id, deadline)
         if changed:
             self.changed(symbol)

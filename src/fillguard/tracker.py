@@ -184,6 +184,10 @@ class OrderTracker:
         """How many monitors are running."""
         return len(self._watches)
 
+    def is_watching(self, order_id: str) -> bool:
+        """Whether a monitor runs for ``order_id`` (its trade books it when it ends)."""
+        return bool(self._by_order.get(order_id))
+
     # ------------------------------------------------------------------ loop: machines
     def _start(self, watch: _Watch) -> None:
         if watch.machine.uses_stream and self._credentials is not None and self.stream is None:

@@ -158,7 +158,9 @@ def settle(
     ex.positions.changed(intent.symbol)
     ex.trade_journal.checkpoint("booked")
     if fill.status is FillStatus.UNKNOWN:
-        keep(ex, trade, f"final state unknown: {fill.error}", order_id=fill.final_order_id)
+        # The first order: resolving reads the chain from it, so fills made before a
+        # replace stay in the trade's quantity.
+        keep(ex, trade, f"final state unknown: {fill.error}", order_id=order_id)
     consistency = None
     if ex.config.consistency_check and fill.filled_qty > 0:
         check_deadline = ex.clock.monotonic() + ex.config.consistency_timeout_seconds
