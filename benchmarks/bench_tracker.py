@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from support import machine, sim_process
+from support import CONTROL_HEADERS, machine, sim_process
 
 from fillguard import FillDetectionConfig, FillDetectionEngine, TradeOutcome
 from fillguard.executor import OrderConfig, SmartOrderExecutor
@@ -76,19 +76,30 @@ def sim_requests(url: str) -> Counter[tuple[str, str]]:
 
 
 def sim_reset(url: str, faults: str) -> None:
-    requests.post(f"{url}/_sim/reset", json={"faults": faults}, timeout=30).raise_for_status()
+    requests.post(
+        f"{url}/_sim/reset", json={"faults": faults}, headers=CONTROL_HEADERS, timeout=30
+    ).raise_for_status()
 
 
 def sim_price(url: str, symbol: str) -> Decimal:
-    return Decimal(requests.get(f"{url}/_sim/prices/{symbol}", timeout=10).json()["price"])
+    return Decimal(
+        requests.get(f"{url}/_sim/prices/{symbol}", headers=CONTROL_HEADERS, timeout=10).json()[
+            "price"
+        ]
+    )
 
 
 def set_price(session: requests.Session, url: str, symbol: str, price: Decimal) -> None:
-    session.put(f"{url}/_sim/prices/{symbol}", json={"price": str(price)}, timeout=10)
+    session.put(
+        f"{url}/_sim/prices/{symbol}",
+        json={"price": str(price)},
+        headers=CONTROL_HEADERS,
+        timeout=10,
+    )
 
 
 def ledger(url: str) -> dict[str, dict[str, Any]]:
-    rows = requests.get(f"{url}/_sim/ledger", timeout=60).json()["orders"]
+    rows = requests.get(f"{url}/_sim/ledger", headers=CONTROL_HEADERS, timeout=60).json()["orders"]
     return {row["order"]["id"]: row for row in rows}
 
 
