@@ -320,3 +320,24 @@ def test_the_async_engine_api_works_inside_a_running_loop_in_fake_time() -> None
     result = asyncio.run(main())
     assert result.filled
     assert result.filled_qty == broker.orders[order.id].filled_qty
+
+
+def test_shutdown_account_stops_only_that_accounts_tracker_and_budget() -> None:
+    from alpaca.trading.client import TradingClient
+
+    from fillguard import budget
+    from fillguard.accounts import shutdown_account, tracker_for
+    from fillguard.clock import SystemClock
+    from fillguard.engine import FillDetectionEngine
+
+    one = TradingClient("K1", "S1", url_override="http://127.0.0.1:1")
+    two = TradingClient("K2", "S2", url_override="http://127.0.0.1:1")
+    first = FillDetectionEngine(one).tracker
+    second = FillDetectionEngine(two).tracker
+    budget.budget_for("K1", "http://127.0.0.1:1")
+    shutdown_account(one)
+    assert ("K1", "http://127.0.0.1:1") not in budget._registry
+    again = tracker_for(one, clock=SystemClock(), make=lambda: second)
+    assert again is second  # the first one is gone: a new one would be made
+    assert tracker_for(two, clock=SystemClock(), make=lambda: first) is second
+    shutdown_account(one)  # idempotent

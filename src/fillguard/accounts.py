@@ -17,7 +17,7 @@ from fillguard.config import FillDetectionConfig
 from fillguard.observer import Observer
 from fillguard.tracker import OrderTracker
 
-__all__ = ["account_budget", "shutdown_all", "tracker_for"]
+__all__ = ["account_budget", "shutdown_account", "shutdown_all", "tracker_for"]
 
 _registry_lock = threading.Lock()
 _registry: dict[tuple[str, str], OrderTracker] = {}
@@ -37,6 +37,24 @@ def shutdown_all() -> None:
         _fake_registry.clear()
     for tracker in trackers:
         tracker.shutdown()
+
+
+def shutdown_account(client: Any) -> None:
+    """Stop ``client``'s account's tracker (its stream and loop) and forget its budget: for a
+    process done with an account, e.g. a demo whose simulator is about to stop (idempotent)."""
+    from fillguard import budget
+
+    key_id = getattr(client, "_api_key", None) or getattr(client, "_oauth_token", None) or ""
+    base_url = str(getattr(client, "_base_url", "") or "")
+    key = (str(key_id), base_url)
+    with _registry_lock:
+        trackers = [t for t in (_registry.pop(key, None),) if t is not None]
+        for table in list(_fake_registry.values()):
+            if (found := table.pop(key, None)) is not None:
+                trackers.append(found)
+    for tracker in trackers:
+        tracker.shutdown()
+    budget.forget(str(key_id), base_url)
 
 
 def tracker_for(

@@ -44,6 +44,7 @@ __all__ = [
     "Priority",
     "RequestBudget",
     "budget_for",
+    "forget",
 ]
 
 # A waiter with nothing timed ahead re-checks at least this often (it never should need to).
@@ -264,3 +265,13 @@ def budget_for(key_id: str, base_url: str, **options: Any) -> RequestBudget:
         if budget is None:
             budget = _registry[key] = RequestBudget(**options)
         return budget
+
+
+def forget(key_id: str, base_url: str) -> None:
+    """Drop the account's budget from this process's registry (no-op if it has none)."""
+    try:
+        key = _account_key(key_id, base_url)
+    except InvalidInputError:
+        return
+    with _registry_lock:
+        _registry.pop(key, None)

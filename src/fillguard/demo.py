@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from fillguard.accounts import shutdown_account
 from fillguard.config import FillDetectionConfig, OrderConfig
 from fillguard.demo_checks import book_differences, journal_figures
 from fillguard.executor import SmartOrderExecutor
@@ -289,10 +290,11 @@ def run_demo(
         check_against_ledger(report, [results[c] for c in order], ledger)
         journal_figures(executor, report, ledger)
         report.book_differences.extend(book_differences(executor, ledger, list(by_symbol)))
-        # Close the account's stream while the simulator still runs (no reconnects to a
-        # stopped server); the tracker opens it again for any later monitor.
-        executor.engine.tracker.release_stream()
         executor.close()
+        # While the simulator still runs (no reconnects to a stopped server): stop this
+        # account's tracker, stream and budget, so a process running many demos (a benchmark)
+        # keeps no loops or streams of stopped simulators.
+        shutdown_account(client)
     report.elapsed_seconds = time.monotonic() - started
     return report
 
