@@ -359,3 +359,32 @@ def test_any_interleaving_converges_to_the_ledger_and_never_invents_a_fill(
     event(f"executions: {len(history.execution_ids)}")
     if any(d.kind == "half" for d in plan):
         event("half-written reads")
+
+
+def test_a_terminal_read_stamped_a_microsecond_before_the_open_version_still_ends_it() -> None:
+    """Seen in a calm demo: an IOC limit's ``new`` and ``canceled`` versions came out of the
+    broker's clock one microsecond apart the wrong way round; the canceled read was ignored as
+    stale, and the trade ended UNKNOWN. No version follows an end, so a terminal read with as
+    much filled is the newer one."""
+    t = datetime(2026, 12, 2, 7, 55, 28, 939000, tzinfo=UTC)
+    oid = "95ff0df6-05bc-4d73-8f57-f603ae9adbf5"
+    new = OrderSnapshot.from_any(
+        {"id": oid, "status": "new", "qty": "2", "filled_qty": "0", "updated_at": t.isoformat()}
+    )
+    canceled = OrderSnapshot.from_any(
+        {
+            "id": oid,
+            "status": "canceled",
+            "qty": "2",
+            "filled_qty": "0",
+            "updated_at": (t - timedelta(microseconds=1)).isoformat(),
+        }
+    )
+    view, _ = merge(view_of(oid), Observation(new, "stream", 0.0))
+    view, changed = merge(view, Observation(canceled, "rest", 1.0))
+    assert changed
+    assert view.snapshot.status == "canceled"
+    # And a stale open read after the end changes nothing.
+    view, changed = merge(view, Observation(new, "rest", 2.0))
+    assert not changed
+    assert view.snapshot.status == "canceled"

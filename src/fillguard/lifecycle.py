@@ -116,6 +116,11 @@ def _older(known: OrderSnapshot, new: OrderSnapshot) -> bool:
         return True
     if known.is_terminal and new.status != known.status:
         return True
+    if new.is_terminal and not known.is_terminal:
+        # No version follows an end: a terminal read with as much filled is the newer one,
+        # whatever its timestamp says (an IOC's new and canceled can share a microsecond,
+        # or come out of order in a broker's clock).
+        return False
     return (
         known.updated_at is not None
         and new.updated_at is not None

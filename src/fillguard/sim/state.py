@@ -388,6 +388,11 @@ class BrokerState:
                 raise AssertionError(f"illegal transition {order.status} -> {status}")
         order.status = status
         when = self._wall(t)
+        if order.updated_at is not None and when < order.updated_at:
+            # Wall time is derived from "now" at each call: two versions due at the same
+            # broker instant may come out a microsecond apart in either order. An order's
+            # versions are stamped in order, as Alpaca's are.
+            when = order.updated_at
         order.updated_at = when
         if status == "canceled":
             order.canceled_at = when
