@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import statistics
 import threading
 import time
@@ -27,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, cast
 
-from support import machine
+from support import machine, write_section
 
 from fillguard.demo import DemoOptions, run_demo
 from fillguard.metrics import PrometheusMetrics, serve
@@ -156,15 +155,6 @@ def main() -> None:
     if args.write:
         write_section(ROOT / "BENCHMARKS.md", section)
 
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import re
 import statistics
 import threading
 import time
@@ -33,7 +32,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
 from alpaca.trading.stream import TradingStream
-from support import CONTROL_HEADERS, machine, sim_process
+from support import CONTROL_HEADERS, machine, sim_process, write_section
 
 from fillguard.sim import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, run_simulator
 
@@ -450,15 +449,6 @@ def main() -> None:
     if args.write:
         write_section(ROOT / "BENCHMARKS.md", table)
 
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Simulator\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

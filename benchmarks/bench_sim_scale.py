@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from support import CONTROL_HEADERS, machine, sim_process
+from support import CONTROL_HEADERS, machine, sim_process, write_section
 
 from fillguard.sim import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY
 
@@ -213,15 +212,6 @@ def table(
     ]
     return "\n".join(lines) + "\n"
 
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^## Simulator at scale\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:

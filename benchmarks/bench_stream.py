@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import re
 import statistics
 import threading
 import time
@@ -34,7 +33,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 from alpaca.trading.stream import TradingStream
-from support import machine, sim_process
+from support import machine, sim_process, write_section
 
 from fillguard.sim import DEFAULT_KEY_ID, DEFAULT_SECRET_KEY, run_simulator
 from fillguard.stream import TradeEvent, TradeUpdatesStream
@@ -267,15 +266,6 @@ def main() -> None:
     if args.write:
         write_section(ROOT / "BENCHMARKS.md", section)
 
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

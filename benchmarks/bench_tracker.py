@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from support import CONTROL_HEADERS, machine, sim_process
+from support import CONTROL_HEADERS, machine, sim_process, write_section
 
 from fillguard import FillDetectionConfig, FillDetectionEngine, TradeOutcome
 from fillguard.executor import OrderConfig, SmartOrderExecutor
@@ -604,15 +604,6 @@ def render(args: argparse.Namespace, machine_line: str, p1: Any, p2: Any, p3: An
         ]
     return "\n".join(lines)
 
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(r"^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:

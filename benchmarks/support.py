@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["CONTROL_HEADERS", "machine", "sim_process"]
+__all__ = ["CONTROL_HEADERS", "machine", "sim_process", "write_section"]
 
 # The simulator's /_sim/ control token, fixed for the benchmark's own simulator process.
 _CONTROL_TOKEN = "fillguard-benchmark-control-token"
@@ -85,3 +85,16 @@ def sim_process(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Put ``section`` (its first line is its ``## `` heading) into the file at ``path``: in
+    place of the section with that heading, up to the next ``## ``, or appended."""
+    heading = section.split("\n", 1)[0]
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
