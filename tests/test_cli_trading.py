@@ -426,3 +426,67 @@ def test_a_corrupt_journal_is_a_clear_error_naming_it(sim: SimServer, tmp_path: 
     assert str(bad) in output(result)
     assert bad.read_bytes().startswith(b"this is not sqlite")  # never reset
     assert sim.broker.list_orders() == []
+
+
+def test_watch_records_the_fill_of_a_journaled_order(sim: SimServer, tmp_path: Path) -> None:
+    """A trade whose process died after the POST answered: ``watch`` of its order books the
+    fill and finishes the trade in the journal."""
+    import datetime as dt
+
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    from fillguard.journal import OutcomeKind, SubmitAttempt, SubmitOutcome, TradeIntent
+    from fillguard.journal_sqlite import SqliteJournal
+    from fillguard.journaling import journal_account
+
+    client = sim.trading_client()
+    path = tmp_path / "journal.sqlite3"
+    now = dt.datetime.now(dt.UTC)
+    order = client.submit_order(
+        MarketOrderRequest(
+            symbol="AAPL",
+            qty=2,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.DAY,
+            client_order_id="watched-1",
+        )
+    )
+    with SqliteJournal(path, account=journal_account(client)) as journal:
+        journal.record_intent(
+            TradeIntent(
+                client_order_id="watched-1",
+                symbol="AAPL",
+                side="buy",
+                qty=Decimal(2),
+                order_type="market",
+                time_in_force="day",
+                created_at=now,
+            )
+        )
+        journal.record_attempt(SubmitAttempt(client_order_id="watched-1", attempt=1, at=now))
+        journal.record_outcome(
+            SubmitOutcome(
+                client_order_id="watched-1",
+                outcome=OutcomeKind.PLACED,
+                at=now,
+                order_id=str(order.id),
+            )
+        )
+    result = run(
+        "watch",
+        str(order.id),
+        "--base-url",
+        sim.base_url,
+        "--journal",
+        str(path),
+        "--timeout",
+        "5",
+        env=keys(sim),
+    )
+    assert result.exit_code == 0, output(result)
+    with SqliteJournal(path, read_only=True) as journal:
+        trade = journal.trade("watched-1")
+        assert trade is not None
+        assert trade.finished
+        assert [(b.order_id, b.filled_qty) for b in trade.bookings] == [(str(order.id), Decimal(2))]

@@ -118,13 +118,15 @@ def _journal_path(client: Any, journal_path: Path | None, no_journal: bool) -> P
     return default_journal_path(account.key_id, account.base_url)
 
 
-def _open_executor(client: Any, config: Any, observer: Any = None) -> Any:
+def _open_executor(
+    client: Any, config: Any, observer: Any = None, *, auto_recover: bool = True
+) -> Any:
     """The executor, or a clean usage error when its journal cannot be used."""
     from fillguard.executor import SmartOrderExecutor
     from fillguard.journal import JournalError
 
     try:
-        return SmartOrderExecutor(client, config, observer=observer)
+        return SmartOrderExecutor(client, config, observer=observer, auto_recover=auto_recover)
     except JournalError as err:
         raise click.ClickException(str(err)) from None
 
@@ -276,7 +278,9 @@ def watch_command(
 
 
 def _journal_watched(client: Any, path: Path, result: Any) -> None:
-    """When the watched order is one of the journal's trades, record what the watch learned."""
+    """When the watched order is one of the journal's unfinished trades, record what the
+    watch learned: the order's filled quantity (the journal keeps the larger) and the end."""
+    from fillguard.book import Booking as BookEntry
     from fillguard.clock import SystemClock
     from fillguard.journal import JournalError
     from fillguard.journaling import TradeJournal, open_journal
@@ -293,21 +297,17 @@ def _journal_watched(client: Any, path: Path, result: Any) -> None:
         if trade is None:
             return
         writer = TradeJournal(journal, SystemClock())
-        for booking in trade.bookings[-1:]:
-            if booking.order_id == result.order_id and result.filled_qty > booking.filled_qty:
-                from fillguard.book import Booking as BookEntry
-
-                writer.booked(
-                    BookEntry(
-                        booking.order_id,
-                        booking.symbol,
-                        booking.side,
-                        result.filled_qty,
-                        True,
-                        result.order_open,
-                        booking.client_order_id,
-                    )
-                )
+        intent = trade.intent
+        entry = BookEntry(
+            result.order_id,
+            intent.symbol,
+            intent.side,
+            result.filled_qty,
+            True,
+            result.order_open,
+            trade.client_order_id,
+        )
+        writer.booked(entry)
         writer.final(
             TradeResult(
                 trade.client_order_id, result.order_id, result, None, outcome=TradeOutcome.PLACED
@@ -341,8 +341,7 @@ def recover_command(
     Exit codes: 0 nothing left unknown and positions equal, 1 a position differs,
     4 trades still unresolved.
     """
-    from fillguard.executor import OrderConfig, SmartOrderExecutor
-    from fillguard.journal import JournalError
+    from fillguard.executor import OrderConfig
 
     client = _connect(live, base_url, verbose, log_json)
     path = _journal_path(client, journal_path, no_journal)
@@ -350,10 +349,7 @@ def recover_command(
         raise click.UsageError("recover needs a journal")
     if not path.exists():
         raise click.ClickException(f"journal {path}: no such file")
-    try:
-        executor = SmartOrderExecutor(client, OrderConfig(journal_path=path), auto_recover=False)
-    except JournalError as err:
-        raise click.ClickException(str(err)) from None
+    executor = _open_executor(client, OrderConfig(journal_path=path), auto_recover=False)
     try:
         report = executor.recover(resubmit=resubmit)
     finally:
