@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -109,11 +110,6 @@ class TradeJournal:
         # None for a trade the journal holds as finished (a replay: no attempt is recorded).
         self._attempt_base: dict[str, int | None] = {}
 
-    @property
-    def enabled(self) -> bool:
-        """Whether a journal is written."""
-        return self.journal is not None
-
     def checkpoint(self, name: str) -> None:
         """Tell the test hook where the trade is (nothing without one)."""
         if self._checkpoint is not None:
@@ -127,26 +123,25 @@ class TradeJournal:
         """Record the intent; None when durable, else why not (the trade must not be sent)."""
         if self.journal is None:
             return None
+        record = TradeIntent(
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            qty=intent.qty,
+            order_type=intent.order_type,
+            time_in_force=intent.time_in_force,
+            created_at=intent.created_at or self._now(),
+            limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
+            expected_price=intent.expected_price,
+            notional=intent.notional,
+        )
         try:
             known = self.journal.trade(intent.client_order_id)
             if known is not None:
-                return self._known_intent(intent, known)
+                return self._known_intent(record, known)
             started = time.perf_counter()
-            self.journal.record_intent(
-                TradeIntent(
-                    client_order_id=intent.client_order_id,
-                    symbol=intent.symbol,
-                    side=intent.side,
-                    qty=intent.qty,
-                    order_type=intent.order_type,
-                    time_in_force=intent.time_in_force,
-                    created_at=intent.created_at or self._now(),
-                    limit_price=intent.limit_price,
-                    stop_price=intent.stop_price,
-                    expected_price=intent.expected_price,
-                    notional=intent.notional,
-                )
-            )
+            self.journal.record_intent(record)
         except JournalError as err:
             log_event(
                 self._logger,
@@ -160,27 +155,20 @@ class TradeJournal:
         self.checkpoint("intent_recorded")
         return None
 
-    def _known_intent(self, intent: OrderIntent, known: JournalTrade) -> str | None:
-        """The journal already holds this client order id: the same trade again, or not."""
+    def _known_intent(self, record: TradeIntent, known: JournalTrade) -> str | None:
+        """The journal already holds this client order id: the same trade again, or not
+        (when it was decided and at what expected price do not make it another trade)."""
         recorded = known.intent
-        same = (recorded.symbol, recorded.side, recorded.qty, recorded.order_type) == (
-            intent.symbol,
-            intent.side,
-            intent.qty,
-            intent.order_type,
-        ) and (
-            recorded.time_in_force,
-            recorded.limit_price,
-            recorded.stop_price,
-            recorded.notional,
-        ) == (intent.time_in_force, intent.limit_price, intent.stop_price, intent.notional)
-        if not same:
+        again = replace(
+            record, created_at=recorded.created_at, expected_price=recorded.expected_price
+        )
+        if again != recorded:
             return (
                 f"not sent: the journal holds a different trade under client_order_id "
-                f"{intent.client_order_id!r}"
+                f"{record.client_order_id!r}"
             )
         with self._lock:
-            self._attempt_base[intent.client_order_id] = (
+            self._attempt_base[record.client_order_id] = (
                 None if known.finished else known.attempt_count
             )
         self.checkpoint("intent_recorded")
@@ -359,13 +347,11 @@ def open_journal(
 
 def _final_of_fill(client_order_id: str, fill: FillResult, at: datetime) -> TradeFinal:
     chain = tuple(link.order_id for link in fill.chain) or (fill.order_id,)
+    # A FILLED FillResult always has a price and a quantity; an unfilled one may carry 0.
     price = fill.fill_price if fill.fill_price is not None and fill.fill_price > 0 else None
-    status = fill.status
-    if status is FillStatus.FILLED and (price is None or fill.filled_qty <= 0):
-        status = FillStatus.PARTIALLY_FILLED if fill.filled_qty > 0 else FillStatus.UNKNOWN
     return TradeFinal(
         client_order_id=client_order_id,
-        status=status,
+        status=fill.status,
         filled_qty=fill.filled_qty,
         at=at,
         fill_price=price,
