@@ -219,10 +219,10 @@ class Book:
             found = self._orders.get(order_id)
             return None if found is None else replace(found)
 
-    def order_ids(self) -> list[str]:
-        """Every order id booked, in the order first booked."""
+    def filled_quantities(self) -> dict[str, Decimal]:
+        """Every booked order's cumulative filled quantity, by order id."""
         with self._lock:
-            return list(self._orders)
+            return {order_id: b.filled_qty for order_id, b in self._orders.items()}
 
     def open_orders(self, symbol: str | None = None) -> list[Booking]:
         """Copies of the orders that may still fill (in ``symbol``, or all)."""

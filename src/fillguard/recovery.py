@@ -174,7 +174,7 @@ def recover(executor: SmartOrderExecutor, *, resubmit: bool = False) -> Recovery
         return RecoveryReport()
     clock = executor.clock
     start = clock.monotonic()
-    before = {b.order_id: b.filled_qty for b in _all_bookings(executor.book)}
+    before = executor.book.filled_quantities()
     done = _Progress()
     known = {t.intent.client_order_id for t in executor.unresolved_trades()}
     for trade in journal.unfinished():
@@ -190,7 +190,7 @@ def recover(executor: SmartOrderExecutor, *, resubmit: bool = False) -> Recovery
         deadline = clock.monotonic() + executor.config.consistency_timeout_seconds
         executor.positions.reconcile(symbol, deadline=deadline)
     differences, unchecked = _compare(executor)
-    after = {b.order_id: b.filled_qty for b in _all_bookings(executor.book)}
+    after = executor.book.filled_quantities()
     booked = {
         oid: qty - before.get(oid, Decimal(0))
         for oid, qty in after.items()
@@ -220,10 +220,6 @@ def recover(executor: SmartOrderExecutor, *, resubmit: bool = False) -> Recovery
         position_differences=len(differences),
     )
     return report
-
-
-def _all_bookings(book: Book) -> list[Booking]:
-    return [b for oid in book.order_ids() if (b := book.booking(oid)) is not None]
 
 
 def _one(
