@@ -58,6 +58,18 @@ def _config(journal: Path | None) -> OrderConfig:
     )
 
 
+def _market_buy(coid: str, symbol: str, at: dt.datetime) -> TradeIntent:
+    return TradeIntent(
+        client_order_id=coid,
+        symbol=symbol,
+        side="buy",
+        qty=Decimal(1),
+        order_type="market",
+        time_in_force="day",
+        created_at=at,
+    )
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -95,17 +107,7 @@ def bench_trades(base_url: str, trades: int, directory: Path) -> dict[str, Any]:
     for i in range(200):
         coid = f"f-{i}"
         start = time.perf_counter()
-        journal.record_intent(
-            TradeIntent(
-                client_order_id=coid,
-                symbol="AAPL",
-                side="buy",
-                qty=Decimal(1),
-                order_type="market",
-                time_in_force="day",
-                created_at=now,
-            )
-        )
+        journal.record_intent(_market_buy(coid, "AAPL", now))
         journal.record_attempt(SubmitAttempt(client_order_id=coid, attempt=1, at=now))
         costs.append(time.perf_counter() - start)
     journal.close()
@@ -124,17 +126,7 @@ def _fill_journal(path: Path, base_url: str, finished: int, unfinished: int) -> 
     for i in range(finished):
         coid = f"done-{i}"
         symbol = ("AAPL", "MSFT", "NVDA")[i % 3]
-        journal.record_intent(
-            TradeIntent(
-                client_order_id=coid,
-                symbol=symbol,
-                side="buy",
-                qty=Decimal(1),
-                order_type="market",
-                time_in_force="day",
-                created_at=now,
-            )
-        )
+        journal.record_intent(_market_buy(coid, symbol, now))
         journal.record_attempt(SubmitAttempt(client_order_id=coid, attempt=1, at=now))
         oid = str(uuid.uuid4())
         journal.record_outcome(
@@ -165,17 +157,7 @@ def _fill_journal(path: Path, base_url: str, finished: int, unfinished: int) -> 
 
     for i in range(unfinished):
         coid = f"open-{i}-{uuid.uuid4().hex[:8]}"
-        journal.record_intent(
-            TradeIntent(
-                client_order_id=coid,
-                symbol="AMZN",
-                side="buy",
-                qty=Decimal(1),
-                order_type="market",
-                time_in_force="day",
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
+        journal.record_intent(_market_buy(coid, "AMZN", dt.datetime.now(dt.UTC)))
         journal.record_attempt(
             SubmitAttempt(client_order_id=coid, attempt=1, at=dt.datetime.now(dt.UTC))
         )
