@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from fillguard.journal import (
     Baseline,
     Booking,
@@ -113,7 +115,31 @@ def child_env() -> dict[str, str]:
 def run_child(
     code: str, *args: str, user: int | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh Python (optionally as another uid); the child is always reaped."""
+    """Run ``code`` in a fresh Python (optionally as another uid); the child is always reaped.
+
+    As another uid, the test is skipped (with the reason) when that user cannot run this
+    interpreter or import fillguard: a checkout in a private directory (``mktemp -d`` makes
+    it 0700) is out of its reach.
+    """
+    if user is not None:
+        try:
+            probe = subprocess.run(
+                [sys.executable, "-c", "import fillguard"],
+                capture_output=True,
+                text=True,
+                env=child_env(),
+                timeout=timeout,
+                user=user,
+                check=False,
+            )
+            why = probe.stderr.strip().splitlines()[-1:] if probe.returncode else None
+        except OSError as exc:
+            why = [str(exc)]
+        if why is not None:
+            pytest.skip(
+                f"uid {user} cannot run {sys.executable} with fillguard "
+                f"(the checkout is not readable by other users): {' '.join(why) or 'exit 255'}"
+            )
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
